@@ -1,0 +1,344 @@
+"""The Sparrow instruction set: opcodes, fields and the binary encoding, as data.
+
+This table is the single definition of what a Sparrow instruction *is*: the `sparrow`
+xDSL dialect builds one op class per entry, the emitter encodes with it, and the
+simulator decodes with it. docs/isa.md describes the semantics of each instruction.
+
+Every instruction is one 256-bit little-endian word (32 bytes). Bits 0..7 hold the
+opcode; the fields follow in table order, packed LSB-first with the listed widths:
+
+    LOAD buf=act dtype=i8 sp=0 dram=4096 rows=64 cols=1 rstride=1 cstride=64
+      -> opcode 0x01, then buf (3 bits), dtype (5 bits), sp (24 bits), ...
+
+Scratchpad addresses (`sp`, `acc`, `act`, ...) are byte offsets into one on-chip buffer;
+DRAM addresses are byte addresses; strides, rows and columns count elements.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+WORD_BYTES = 32
+WORD_BITS = WORD_BYTES * 8
+OPCODE_BITS = 8
+
+
+class Buffer(enum.IntEnum):
+    """On-chip scratchpads. ACT holds activations (GEMM left operand, vector unit data),
+    WGT weights, ACC accumulators (int32 or fp32), META sparsity metadata, PARAM
+    per-channel parameters (bias, scales, fixed-point multipliers)."""
+
+    ACT = 0
+    WGT = 1
+    ACC = 2
+    META = 3
+    PARAM = 4
+
+
+class DType(enum.IntEnum):
+    """Element types as stored in DRAM and scratchpads (sub-byte types are packed,
+    see backends/sparrow/packing.py)."""
+
+    F32 = 0
+    F16 = 1
+    BF16 = 2
+    I8 = 3
+    U8 = 4
+    I4 = 5
+    U4 = 6
+    I2 = 7
+    U2 = 8
+    U1 = 9
+    I32 = 10
+    F8E4M3 = 11
+    F8E5M2 = 12
+
+    @property
+    def bits(self) -> int:
+        return _DTYPE_BITS[self]
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DType.F32, DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2)
+
+    @property
+    def is_signed(self) -> bool:
+        return self in (DType.I8, DType.I4, DType.I2, DType.I32) or self.is_float
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """Smallest and largest integer the type holds (integer types only)."""
+        if self.is_signed:
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return 0, (1 << self.bits) - 1
+
+    def nbytes(self, count: int) -> int:
+        """Bytes that `count` packed elements occupy (rounded up to whole bytes)."""
+        return (count * self.bits + 7) // 8
+
+
+_DTYPE_BITS = {
+    DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.I8: 8, DType.U8: 8,
+    DType.I4: 4, DType.U4: 4, DType.I2: 2, DType.U2: 2, DType.U1: 1, DType.I32: 32,
+    DType.F8E4M3: 8, DType.F8E5M2: 8,
+}
+
+
+class EpilogueMode(enum.IntEnum):
+    """What EPILOGUE does with an accumulator tile on its way to ACT."""
+
+    FLOAT = 0  # fp32 accumulator (+ fp32 bias) -> fp32 / fp16 activations
+    REQUANT = 1  # int32 accumulator (+ int32 bias) -> fixed-point multiply, shift -> int
+    DEQUANT = 2  # int32 accumulator (+ int32 bias) -> fp32 * per-channel scale
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    bits: int
+    enum: type[enum.IntEnum] | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class InstructionSpec:
+    mnemonic: str
+    opcode: int
+    fields: tuple[Field, ...]
+    doc: str
+
+    def __post_init__(self) -> None:
+        used = OPCODE_BITS + sum(f.bits for f in self.fields)
+        assert used <= WORD_BITS, f"{self.mnemonic}: {used} bits do not fit one word"
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+def _f(name: str, bits: int, enum_: type[enum.IntEnum] | None = None, doc: str = "") -> Field:
+    return Field(name, bits, enum_, doc)
+
+
+_ADDR = 24  # scratchpad byte address: up to 16 MiB per buffer
+_DIM = 16
+_STRIDE = 24
+
+_DMA_FIELDS = (
+    _f("buf", 3, Buffer, "scratchpad"),
+    _f("dtype", 5, DType, "element type (same in DRAM and scratchpad)"),
+    _f("sp", _ADDR, doc="scratchpad byte address"),
+    _f("dram", 32, doc="DRAM byte address of element (0, 0)"),
+    _f("rows", _DIM),
+    _f("cols", _DIM),
+    _f("rstride", _STRIDE, doc="DRAM elements between rows"),
+    _f("cstride", _STRIDE, doc="DRAM elements between columns"),
+)
+_GEMM_FIELDS = (
+    _f("adtype", 5, DType, "activation (left operand) type"),
+    _f("wdtype", 5, DType, "weight (right operand) type"),
+    _f("acc", _ADDR, doc="ACC address of the [m, n] accumulator tile"),
+    _f("act", _ADDR, doc="ACT address of the [m, k] activation tile"),
+    _f("wgt", _ADDR, doc="WGT address of the [n, k] weight tile"),
+    _f("m", _DIM),
+    _f("k", _DIM),
+    _f("n", _DIM),
+    _f("accumulate", 1, doc="1: add to ACC, 0: overwrite"),
+)
+_WINDOW_FIELDS = (
+    _f("dtype", 5, DType),
+    _f("src", _ADDR, doc="ACT address of the [h, w, c] input tile"),
+    _f("dst", _ADDR, doc="ACT address of the output tile"),
+    _f("c", _DIM),
+    _f("h", 12),
+    _f("w", 12),
+    _f("kh", 4),
+    _f("kw", 4),
+    _f("sh", 4),
+    _f("sw", 4),
+    _f("pt", 4),
+    _f("pl", 4),
+    _f("pb", 4),
+    _f("pr", 4),
+    _f("dh", 4),
+    _f("dw", 4),
+)
+
+INSTRUCTIONS: tuple[InstructionSpec, ...] = (
+    InstructionSpec("load", 0x01, _DMA_FIELDS, "2-D strided DMA from DRAM into a scratchpad"),
+    InstructionSpec("store", 0x02, _DMA_FIELDS, "2-D strided DMA from a scratchpad to DRAM"),
+    InstructionSpec("gemm", 0x10, _GEMM_FIELDS, "dense tile GEMM: ACC[m,n] (+)= ACT[m,k] . WGT[n,k]^T"),
+    InstructionSpec(
+        "spgemm", 0x11,
+        _GEMM_FIELDS + (
+            _f("meta", _ADDR, doc="META address of the [n, ceil(k/nm_m)*nm_n] index tile"),
+            _f("nm_n", 4), _f("nm_m", 5),
+        ),
+        "N:M sparse tile GEMM: WGT holds the kept values, META their in-group indices",
+    ),
+    InstructionSpec(
+        "im2col", 0x20, _WINDOW_FIELDS,
+        "patches of an [h, w, c] tile: [oh*ow, c*kh*kw] in (c, ky, kx) column order",
+    ),
+    InstructionSpec("maxpool", 0x21, _WINDOW_FIELDS, "max pooling of an [h, w, c] tile into [oh*ow, c]"),
+    InstructionSpec(
+        "epilogue", 0x22,
+        (
+            _f("mode", 2, EpilogueMode),
+            _f("odtype", 5, DType, "output element type in ACT"),
+            _f("bias", 1, doc="1: add the per-column bias from PARAM"),
+            _f("relu", 1, doc="1: clamp below at zero (at the zero point for REQUANT)"),
+            _f("src", _ADDR, doc="ACC address of the [rows, cols] tile"),
+            _f("dst", _ADDR, doc="ACT address of the [rows, cols] result"),
+            _f("param", _ADDR, doc="PARAM address of the per-column parameter block"),
+            _f("rows", _DIM),
+            _f("cols", _DIM),
+            _f("zp", 8, doc="output zero point (REQUANT), two's complement"),
+        ),
+        "accumulator -> activation: bias, requantize/dequantize/convert, ReLU",
+    ),
+    InstructionSpec(
+        "quant", 0x23,
+        (
+            _f("odtype", 5, DType),
+            _f("src", _ADDR, doc="ACT address of the fp32 [rows, cols] tile"),
+            _f("dst", _ADDR),
+            _f("param", _ADDR, doc="PARAM address of the fp32 scale"),
+            _f("rows", _DIM),
+            _f("cols", _DIM),
+        ),
+        "per-tensor quantize of fp32 activations: sat(round_half_even(x / scale))",
+    ),
+    InstructionSpec(
+        "softmax", 0x24,
+        (_f("src", _ADDR), _f("dst", _ADDR), _f("rows", _DIM), _f("cols", _DIM)),
+        "row-wise softmax of an fp32 [rows, cols] tile",
+    ),
+    InstructionSpec("halt", 0x3F, (), "end of program"),
+)
+
+BY_MNEMONIC: dict[str, InstructionSpec] = {s.mnemonic: s for s in INSTRUCTIONS}
+BY_OPCODE: dict[int, InstructionSpec] = {s.opcode: s for s in INSTRUCTIONS}
+
+
+class EncodingError(ValueError):
+    """A field value does not fit the instruction format, or a word does not decode."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One decoded instruction: its spec and a value per field (ints / IntEnums)."""
+
+    spec: InstructionSpec
+    values: tuple[int, ...]
+
+    @staticmethod
+    def make(mnemonic: str, **fields: int) -> Instruction:
+        spec = BY_MNEMONIC[mnemonic]
+        missing = set(spec.field_names) - fields.keys()
+        extra = fields.keys() - set(spec.field_names)
+        if missing or extra:
+            raise EncodingError(f"{mnemonic}: missing fields {sorted(missing)}, unknown {sorted(extra)}")
+        return Instruction(spec, tuple(int(fields[n]) for n in spec.field_names))
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            i = self.spec.field_names.index(name)
+        except ValueError:
+            raise AttributeError(name) from None
+        f = self.spec.fields[i]
+        return f.enum(self.values[i]) if f.enum else self.values[i]
+
+    @property
+    def mnemonic(self) -> str:
+        return self.spec.mnemonic
+
+    def fields(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in self.spec.fields}
+
+    def __str__(self) -> str:
+        return format_instruction(self)
+
+
+def _field_text(f: Field, v: int) -> str:
+    return f.enum(v).name.lower() if f.enum else str(v)
+
+
+def format_instruction(ins: Instruction) -> str:
+    """Assembly text: `gemm adtype=i8 wdtype=i8 acc=0 ...` (the sparrow dialect prints the same)."""
+    parts = [f"{f.name}={_field_text(f, v)}" for f, v in zip(ins.spec.fields, ins.values)]
+    return " ".join([ins.mnemonic, *parts])
+
+
+def parse_instruction(line: str) -> Instruction:
+    """Inverse of `format_instruction`."""
+    mnemonic, *parts = line.split()
+    if mnemonic not in BY_MNEMONIC:
+        raise EncodingError(f"unknown instruction '{mnemonic}'")
+    spec = BY_MNEMONIC[mnemonic]
+    values: dict[str, int] = {}
+    for part in parts:
+        name, _, text = part.partition("=")
+        if name not in spec.field_names:
+            raise EncodingError(f"{mnemonic}: unknown field '{name}'")
+        f = spec.fields[spec.field_names.index(name)]
+        if f.enum:
+            try:
+                values[name] = f.enum[text.upper()]
+            except KeyError:
+                raise EncodingError(f"{mnemonic}: bad {name} '{text}'") from None
+        else:
+            values[name] = int(text, 0)
+    return Instruction.make(mnemonic, **values)
+
+
+def encode(ins: Instruction) -> bytes:
+    word = ins.spec.opcode
+    shift = OPCODE_BITS
+    for f, v in zip(ins.spec.fields, ins.values):
+        if not 0 <= v < (1 << f.bits):
+            raise EncodingError(f"{ins.mnemonic}: field {f.name}={v} does not fit {f.bits} bits")
+        word |= v << shift
+        shift += f.bits
+    return word.to_bytes(WORD_BYTES, "little")
+
+
+def decode(word: bytes) -> Instruction:
+    if len(word) != WORD_BYTES:
+        raise EncodingError(f"instruction word has {len(word)} bytes, expected {WORD_BYTES}")
+    value = int.from_bytes(word, "little")
+    opcode = value & ((1 << OPCODE_BITS) - 1)
+    spec = BY_OPCODE.get(opcode)
+    if spec is None:
+        raise EncodingError(f"unknown opcode 0x{opcode:02x}")
+    shift = OPCODE_BITS
+    values = []
+    for f in spec.fields:
+        v = (value >> shift) & ((1 << f.bits) - 1)
+        if f.enum is not None and v not in f.enum._value2member_map_:
+            raise EncodingError(f"{spec.mnemonic}: bad {f.name} code {v}")
+        values.append(v)
+        shift += f.bits
+    if value >> shift:
+        raise EncodingError(f"{spec.mnemonic}: reserved bits are not zero")
+    return Instruction(spec, tuple(values))
+
+
+def encode_program(program: list[Instruction]) -> bytes:
+    return b"".join(encode(i) for i in program)
+
+
+def decode_program(blob: bytes) -> list[Instruction]:
+    if len(blob) % WORD_BYTES:
+        raise EncodingError(f"program has {len(blob)} bytes, not a multiple of {WORD_BYTES}")
+    return [decode(blob[i : i + WORD_BYTES]) for i in range(0, len(blob), WORD_BYTES)]
+
+
+NUMPY_DTYPE = {
+    DType.F32: np.dtype(np.float32), DType.I8: np.dtype(np.int8), DType.U8: np.dtype(np.uint8),
+    DType.I32: np.dtype(np.int32), DType.F16: np.dtype(np.float16),
+}
+"""numpy types of the byte-aligned element types (sub-byte and bf16/fp8 go through packing.py)."""
