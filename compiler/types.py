@@ -1,0 +1,67 @@
+"""Element-type conversions between ONNX, xDSL and numpy."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+from onnx import TensorProto
+from xdsl.dialects.builtin import (
+    BFloat16Type,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    IntegerType,
+    Signedness,
+    i1,
+)
+from xdsl.ir import Attribute
+
+_ONNX_TO_XDSL: dict[int, Attribute] = {
+    TensorProto.FLOAT: Float32Type(),
+    TensorProto.DOUBLE: Float64Type(),
+    TensorProto.FLOAT16: Float16Type(),
+    TensorProto.BFLOAT16: BFloat16Type(),
+    TensorProto.INT8: IntegerType(8, Signedness.SIGNED),
+    TensorProto.UINT8: IntegerType(8, Signedness.UNSIGNED),
+    TensorProto.INT16: IntegerType(16),
+    TensorProto.INT32: IntegerType(32),
+    TensorProto.INT64: IntegerType(64),
+    TensorProto.BOOL: i1,
+}
+
+
+class UnsupportedType(ValueError):
+    pass
+
+
+def element_type_from_onnx(elem_type: int) -> Attribute:
+    try:
+        return _ONNX_TO_XDSL[elem_type]
+    except KeyError:
+        name = TensorProto.DataType.Name(elem_type)
+        raise UnsupportedType(f"element type {name} is not supported") from None
+
+
+def numpy_dtype(t: Attribute) -> np.dtype:
+    """numpy dtype holding values of xDSL element type `t` (quantized types: their storage)."""
+    if isinstance(t, Float32Type):
+        return np.dtype(np.float32)
+    if isinstance(t, Float64Type):
+        return np.dtype(np.float64)
+    if isinstance(t, Float16Type):
+        return np.dtype(np.float16)
+    if isinstance(t, BFloat16Type):
+        return np.dtype(ml_dtypes.bfloat16)
+    if isinstance(t, IntegerType):
+        width = t.width.data
+        if width == 1:
+            return np.dtype(np.bool_)
+        unsigned = t.signedness.data == Signedness.UNSIGNED
+        for bits, s, u in ((8, np.int8, np.uint8), (16, np.int16, np.uint16),
+                           (32, np.int32, np.uint32), (64, np.int64, np.uint64)):
+            if width <= bits:
+                return np.dtype(u if unsigned else s)
+    storage = getattr(t, "storage_type", None)
+    if storage is not None:
+        return numpy_dtype(storage)
+    raise UnsupportedType(f"no numpy type for {t}")
