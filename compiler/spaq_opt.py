@@ -20,6 +20,7 @@ from xdsl.transforms import get_all_passes
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from spaq.compiler.context import register_dialects
+from spaq.compiler.options import parse_shapes
 from spaq.passes import get_spaq_passes
 
 XDSL_PASSES = ("canonicalize", "cse", "dce")
@@ -52,7 +53,7 @@ class SpaqOptMain(xDSLOptMain):
         def parse_onnx(io: IO[bytes]) -> ModuleOp:
             from spaq.compiler.onnx_import import import_onnx_bytes
 
-            return import_onnx_bytes(io.read(), self.ctx)
+            return import_onnx_bytes(io.read(), self.ctx, parse_shapes(self.args.shape))
 
         self.available_frontends["onnx"] = parse_onnx
 
@@ -61,6 +62,10 @@ class SpaqOptMain(xDSLOptMain):
         arg_parser.add_argument(
             "--print-ir-after-all", action="store_true",
             help="print the IR to stderr before the first pass and after every pass",
+        )
+        arg_parser.add_argument(
+            "--shape", action="append", default=[], metavar="NAME=D0xD1...",
+            help="fix the dimensions of an ONNX graph input (repeatable)",
         )
         arg_parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
@@ -82,11 +87,11 @@ class SpaqOptMain(xDSLOptMain):
 
 
 def main(argv: list[str] | None = None) -> int:
-    opt = SpaqOptMain(description="spaq's modular optimizer driver", args=argv)
+    args = sys.argv[1:] if argv is None else argv
     try:
-        opt.run()
+        SpaqOptMain(description="spaq's modular optimizer driver", args=args).run()
     except Exception as e:  # one message, no traceback unless --debug
-        if opt.args.debug:
+        if "--debug" in args:
             raise
         print(f"spaq-opt: error: {e}", file=sys.stderr)
         return 1

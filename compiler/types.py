@@ -65,3 +65,26 @@ def numpy_dtype(t: Attribute) -> np.dtype:
     if storage is not None:
         return numpy_dtype(storage)
     raise UnsupportedType(f"no numpy type for {t}")
+
+
+def isa_dtype(t: Attribute) -> "DType":
+    """The Sparrow element type that stores values of xDSL element type `t`
+    (a `!quant.q` type: its storage type)."""
+    from spaq.backends.sparrow.isa import DType
+
+    storage = getattr(t, "storage_type", None)
+    if storage is not None:
+        t = storage
+    if isinstance(t, Float32Type):
+        return DType.F32
+    if isinstance(t, Float16Type):
+        return DType.F16
+    if isinstance(t, BFloat16Type):
+        return DType.BF16
+    if isinstance(t, IntegerType):
+        width, unsigned = t.width.data, t.signedness.data == Signedness.UNSIGNED
+        table = {(8, False): DType.I8, (8, True): DType.U8, (4, False): DType.I4, (4, True): DType.U4,
+                 (2, False): DType.I2, (2, True): DType.U2, (1, True): DType.U1, (32, False): DType.I32}
+        if (width, unsigned) in table:
+            return table[(width, unsigned)]
+    raise UnsupportedType(f"Sparrow has no storage type for {t}")

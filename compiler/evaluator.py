@@ -1,0 +1,374 @@
+"""The reference evaluator: runs `onnx` / `quant` / `sparse` IR on numpy arrays.
+
+    outputs = evaluate(module, ctx, {"input": x})        # {"probs": array}
+
+Every op computes through the reference core (backends/sparrow/core.py), the same
+functions the simulator executes, so a quantized program's simulated output equals the
+evaluator's bit for bit. It runs the IR after any pass, which is what calibration uses
+and what a miscompile is bisected with. Tensors keep ONNX layouts (NCHW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.func import FuncOp, ReturnOp
+from xdsl.ir import Operation, SSAValue
+
+from spaq.backends.sparrow import core
+from spaq.backends.sparrow.isa import DType
+from spaq.compiler.errors import SpaqError
+from spaq.compiler.types import isa_dtype
+from spaq.compiler.weights import WeightStore, weights_of
+from spaq.dialects import onnx as onnx_d
+from spaq.dialects import quant, sparse
+from spaq.dialects.onnx import dense_to_numpy
+
+Kernel = Callable[["Evaluation", Operation, list[Any]], list[np.ndarray]]
+KERNELS: dict[str, Kernel] = {}
+
+
+def kernel(*names: str) -> Callable[[Kernel], Kernel]:
+    def register(fn: Kernel) -> Kernel:
+        for n in names:
+            KERNELS[n] = fn
+        return fn
+
+    return register
+
+
+def main_func(module: ModuleOp) -> FuncOp:
+    for op in module.ops:
+        if isinstance(op, FuncOp) and op.sym_name.data == "main":
+            return op
+    raise SpaqError("module has no func.func @main")
+
+
+def io_names(func: FuncOp) -> tuple[list[str], list[str]]:
+    """ONNX names of the graph inputs and outputs (from `onnx.name` arg/result attributes)."""
+
+    def names(attrs: Any, prefix: str, count: int) -> list[str]:
+        out = []
+        for i in range(count):
+            d = attrs.data[i].data if attrs is not None else {}
+            name = d.get("onnx.name")
+            out.append(name.data if isinstance(name, StringAttr) else f"{prefix}{i}")
+        return out
+
+    return (names(func.arg_attrs, "arg", len(func.args)),
+            names(func.res_attrs, "result", len(func.function_type.outputs)))
+
+
+class Evaluation:
+    def __init__(self, store: WeightStore,
+                 record: Callable[[Operation, list[np.ndarray]], None] | None = None):
+        self.store = store
+        self.record = record
+        self.env: dict[SSAValue, Any] = {}
+
+    def run_op(self, op: Operation, args: list[Any]) -> list[Any]:
+        """Results of one op on `args` (constant folding uses this)."""
+        fn = KERNELS.get(op.name)
+        if fn is None:
+            raise SpaqError(f"the reference evaluator cannot run '{op.name}'{_where(op)}")
+        return fn(self, op, args)
+
+    def run(self, func: FuncOp, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        in_names, out_names = io_names(func)
+        for arg, name in zip(func.args, in_names):
+            if name not in inputs:
+                raise SpaqError(f"missing input '{name}'")
+            value = np.asarray(inputs[name])
+            expected = tuple(arg.type.get_shape())
+            if value.shape != expected:
+                raise SpaqError(f"input '{name}' has shape {value.shape}, the program expects {expected}")
+            self.env[arg] = value.astype(np.float32) if value.dtype == np.float64 else value
+        for op in func.body.block.ops:
+            if isinstance(op, ReturnOp):
+                return {n: self.env[v] for n, v in zip(out_names, op.operands)}
+            results = self.run_op(op, [self.env.get(v) for v in op.operands])
+            if self.record is not None:
+                self.record(op, results)
+            for r, value in zip(op.results, results):
+                self.env[r] = value
+        raise SpaqError("func.func @main has no func.return")
+
+
+def evaluate(module: ModuleOp, ctx: Context, inputs: dict[str, np.ndarray],
+             record: Callable[[Operation, list[np.ndarray]], None] | None = None) -> dict[str, np.ndarray]:
+    """Run @main on `inputs` (by ONNX input name); returns outputs by ONNX output name.
+    `record(op, results)` is called after every op (calibration uses it)."""
+    return Evaluation(weights_of(ctx), record).run(main_func(module), inputs)
+
+
+def _where(op: Operation) -> str:
+    node = op.attributes.get("onnx.node")
+    return f" (node '{node.data}')" if isinstance(node, StringAttr) else ""
+
+
+def _result_type(op: Operation, i: int = 0) -> TensorType:
+    t = op.results[i].type
+    assert isinstance(t, TensorType)
+    return t
+
+
+def _prop_array(op: Operation, name: str, default: Any = None) -> np.ndarray | None:
+    attr = op.properties.get(name) or op.attributes.get(name)
+    if attr is None:
+        return None if default is None else np.asarray(default)
+    return np.asarray(attr.get_values())
+
+
+def _prop_int(op: Operation, name: str, default: int) -> int:
+    attr = op.properties.get(name) or op.attributes.get(name)
+    return default if attr is None else attr.value.data
+
+
+# ---------------------------------------------------------------- weights and plumbing
+
+@kernel("onnx.Initializer")
+def _initializer(ev: Evaluation, op: onnx_d.InitializerOp, _: list[Any]) -> list[np.ndarray]:
+    if op.value is not None:
+        return [dense_to_numpy(op.value)]
+    return [ev.store[op.weight_name.data]]
+
+
+@kernel("onnx.NoValue")
+def _no_value(ev: Evaluation, op: Operation, _: list[Any]) -> list[Any]:
+    return [None]
+
+
+@kernel("onnx.Identity", "onnx.Dropout")
+def _identity(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [args[0]][: len(op.results)] + [np.ones_like(args[0], dtype=bool)] * (len(op.results) - 1)
+
+
+@kernel("onnx.Flatten")
+def _flatten(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [args[0].reshape(_result_type(op).get_shape())]
+
+
+@kernel("onnx.Reshape")
+def _reshape(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [args[0].reshape(_result_type(op).get_shape())]
+
+
+@kernel("onnx.Transpose")
+def _transpose(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.transpose(args[0], op.attr("perm")))]
+
+
+# ---------------------------------------------------------------- float compute (ONNX)
+
+def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """ONNX Conv as the machine does it: per image, HWC im2col then one GEMM."""
+    n, c, h, wd = x.shape
+    oc, _, kh, kw = w.shape
+    attr = _conv_attrs(op, kh, kw)
+    if attr["group"] != 1:
+        raise SpaqError(f"grouped convolution is not supported yet{_where(op)}")
+    _, _, oh, ow = _result_type(op).get_shape()
+    wmat = w.reshape(oc, -1)
+    out = []
+    for img in x:
+        cols = core.im2col(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *attr["strides"],
+                           *attr["pads"], *attr["dilations"])
+        out.append(gemm(cols, wmat).reshape(oh, ow, oc).transpose(2, 0, 1))
+    return np.stack(out)
+
+
+def _conv_attrs(op: Operation, kh: int, kw: int) -> dict[str, Any]:
+    get = op.attr if isinstance(op, onnx_d.OnnxOp) else (lambda k, d=None: _list_attr(op, k, d))
+    if get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        raise SpaqError(f"auto_pad is not supported yet{_where(op)}")
+    pads = list(get("pads", [0, 0, 0, 0]))  # ONNX: [top, left, bottom, right]
+    return {
+        "group": int(get("group", 1)),
+        "strides": list(get("strides", [1, 1])),
+        "pads": [pads[0], pads[1], pads[2], pads[3]],
+        "dilations": list(get("dilations", [1, 1])),
+    }
+
+
+def _list_attr(op: Operation, key: str, default: Any) -> Any:
+    attr = op.properties.get(key) or op.attributes.get(key)
+    if attr is None:
+        return default
+    return onnx_d.attribute_value(attr)
+
+
+def _float_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return core.gemm(a.astype(np.float32), w.astype(np.float32), DType.F32, DType.F32)
+
+
+@kernel("onnx.Conv")
+def _conv(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    x, w, *rest = args
+    y = conv_nchw(x, w, op, _float_gemm)
+    if rest and rest[0] is not None:
+        y = (y + rest[0].astype(np.float32)[None, :, None, None]).astype(np.float32)
+    return [y]
+
+
+@kernel("onnx.Gemm")
+def _gemm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    a, b, *rest = args
+    if op.attr("transA", 0):
+        a = a.T
+    w = b if op.attr("transB", 0) else b.T  # W as [N, K]
+    y = _float_gemm(a, w) * np.float32(op.attr("alpha", 1.0))
+    if rest and rest[0] is not None:
+        y = y + np.float32(op.attr("beta", 1.0)) * rest[0].astype(np.float32)
+    return [y.astype(np.float32)]
+
+
+@kernel("onnx.MatMul")
+def _matmul(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [np.matmul(args[0].astype(np.float32), args[1].astype(np.float32))]
+
+
+@kernel("onnx.BatchNormalization")
+def _batchnorm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    x, scale, bias, mean, var = args
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    inv = (scale / np.sqrt(var + np.float32(op.attr("epsilon", 1e-5)))).astype(np.float32)
+    return [((x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)).astype(np.float32)]
+
+
+@kernel("onnx.Relu")
+def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    zero = _zero_point(op.results[0].type)
+    return [np.maximum(x, np.asarray(zero, dtype=x.dtype))]
+
+
+def _zero_point(t: Any) -> int:
+    """Zero point of a quantized tensor type's values (spaq quantizes symmetrically: 0)."""
+    return 0
+
+
+@kernel("onnx.Add")
+def _add(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [np.add(args[0], args[1]).astype(args[0].dtype)]
+
+
+@kernel("onnx.MaxPool")
+def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    kh, kw = op.attr("kernel_shape")
+    a = _conv_attrs(op, kh, kw)
+    _, c, oh, ow = _result_type(op).get_shape()
+    out = [core.maxpool(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *a["strides"], *a["pads"],
+                        *a["dilations"]).reshape(oh, ow, c).transpose(2, 0, 1) for img in x]
+    return [np.stack(out).astype(x.dtype)]
+
+
+@kernel("onnx.Softmax")
+def _softmax(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [core.softmax(args[0].astype(np.float32), axis=op.attr("axis", -1))]
+
+
+# ---------------------------------------------------------------- sparse
+
+@kernel("sparse.pack")
+def _pack(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    encoding = sparse.encoding_of(_result_type(op))
+    problem = sparse.check_pattern(args[0], encoding)
+    if problem:
+        raise SpaqError(f"sparse.pack: the tensor does not fit {encoding}: {problem}")
+    return [args[0]]
+
+
+@kernel("sparse.unpack")
+def _unpack(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [args[0]]
+
+
+@kernel("sparse.matmul")
+def _sparse_matmul(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, w, *rest = args
+    if np.issubdtype(x.dtype, np.integer):
+        y = core.gemm(x, w, isa_dtype(op.operands[0].type.element_type), isa_dtype(op.operands[1].type.element_type))
+    else:
+        y = _float_gemm(x, w)
+    if rest and rest[0] is not None:
+        y = (y.astype(np.int64) + rest[0]).astype(np.int32) if y.dtype == np.int32 else (y + rest[0]).astype(np.float32)
+    return [y]
+
+
+# ---------------------------------------------------------------- quantized
+
+def _per_axis(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """Broadcast per-channel `values` along `axis` of an ndim tensor (a scalar stays one)."""
+    if values.size == 1:
+        return values.reshape(())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return values.reshape(shape)
+
+
+@kernel("quant.quantize")
+def _quantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    axis = _prop_int(op, "axis", 0)
+    scale = _per_axis(_prop_array(op, "scale").astype(np.float32), x.ndim, axis)
+    zp = _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), x.ndim, axis)
+    return [core.quantize(x, scale, zp, isa_dtype(_result_type(op).element_type))]
+
+
+@kernel("quant.dequantize")
+def _dequantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    q = args[0]
+    axis = _prop_int(op, "axis", 0)
+    scale = _per_axis(_prop_array(op, "scale").astype(np.float32), q.ndim, axis)
+    zp = _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), q.ndim, axis)
+    return [core.dequantize(q, scale, zp)]
+
+
+def _channels_last(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(x, axis, -1)
+    return np.moveaxis(fn(moved), -1, axis)
+
+
+@kernel("quant.requantize")
+def _requantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    acc = args[0]
+    axis = _prop_int(op, "axis", acc.ndim - 1)
+    real = _prop_array(op, "scale").astype(np.float64)
+    mult, shift = core.fixed_point_multiplier(real)
+    zp = int(_prop_array(op, "zero_point", [0])[0])
+    dtype = isa_dtype(_result_type(op).element_type)
+    if real.size == 1:
+        mult, shift = np.broadcast_to(mult, acc.shape[axis]), np.broadcast_to(shift, acc.shape[axis])
+    return [_channels_last(lambda a: core.requantize(a, None, mult, shift, zp, dtype, False), acc, axis)]
+
+
+def _int_gemm_fn(op: Operation) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    adt = isa_dtype(op.operands[0].type.element_type)
+    wdt = isa_dtype(op.operands[1].type.element_type)
+    return lambda a, w: core.gemm(a, w, adt, wdt)
+
+
+def _add_bias_i32(y: np.ndarray, bias: np.ndarray | None, axis: int) -> np.ndarray:
+    if bias is None:
+        return y
+    t = y.astype(np.int64) + _per_axis(bias.astype(np.int64), y.ndim, axis)
+    return t.astype(np.int32)  # wraps like the int32 accumulator (docs/isa.md)
+
+
+@kernel("quant.conv")
+def _qconv(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, w, *rest = args
+    y = conv_nchw(x, w, op, _int_gemm_fn(op))
+    return [_add_bias_i32(y, rest[0] if rest else None, 1)]
+
+
+@kernel("quant.gemm")
+def _qgemm(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, w, *rest = args
+    y = _int_gemm_fn(op)(x, w)
+    return [_add_bias_i32(y, rest[0] if rest else None, 1)]

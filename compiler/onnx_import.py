@@ -1,0 +1,225 @@
+"""ONNX → `onnx` dialect.
+
+    module = import_onnx("model.onnx", ctx, shapes={"input": [1, 1, 8, 8]})
+
+The graph becomes `func.func @main`; every node becomes `onnx.<OpType>` with its ONNX
+attributes; initializers and Constant nodes go to the context's WeightStore and appear
+as `onnx.Initializer "name"`. Intermediate types come from `onnx.shape_inference`.
+Symbolic input dimensions must be fixed by `shapes` (one error naming the input if not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from xdsl.context import Context
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    FloatAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f32,
+    i64,
+)
+from xdsl.dialects.func import FuncOp, ReturnOp
+from xdsl.ir import Attribute, Block, Region, SSAValue
+
+from spaq.compiler.errors import SpaqError
+from spaq.compiler.types import UnsupportedType, element_type_from_onnx
+from spaq.compiler.weights import weights_of
+from spaq.dialects import onnx as onnx_d
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.exists():
+        raise SpaqError(f"{path}: no such file")
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError and friends
+        raise SpaqError(f"{path}: not an ONNX model ({type(e).__name__})") from None
+
+
+def import_onnx(path: str | Path, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
+    return import_model(load_model(path), ctx, shapes)
+
+
+def import_onnx_bytes(data: bytes, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as e:
+        raise SpaqError(f"input is not an ONNX model ({type(e).__name__})") from None
+    return import_model(model, ctx, shapes)
+
+
+def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
+    model = _fix_input_shapes(model, shapes or {})
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as e:
+        raise SpaqError(f"ONNX shape inference failed: {e}") from None
+    return _GraphImporter(ctx, model.graph).run()
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's
+    inits = {i.name for i in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    for name in shapes:
+        if name not in inputs:
+            raise SpaqError(f"--shape names '{name}', which is not a graph input (inputs: {', '.join(inputs)})")
+    for name, value in inputs.items():
+        dims = value.type.tensor_type.shape.dim
+        if name in shapes:
+            given = shapes[name]
+            if len(given) != len(dims):
+                raise SpaqError(f"--shape {name}: rank {len(given)} given, the model's input has rank {len(dims)}")
+            for d, size in zip(dims, given):
+                if d.HasField("dim_value") and d.dim_value != size:
+                    raise SpaqError(f"--shape {name}: dimension {d.dim_value} of the model cannot be {size}")
+                d.ClearField("dim_param")
+                d.dim_value = size
+        for i, d in enumerate(dims):
+            if not d.HasField("dim_value"):
+                sym = d.dim_param or "?"
+                raise SpaqError(
+                    f"input '{name}' has symbolic dimension {i} ('{sym}'); fix it with --shape {name}=<d0>x<d1>..."
+                )
+    return model
+
+
+def tensor_type(value_type: onnx.TypeProto, what: str) -> TensorType:
+    if not value_type.HasField("tensor_type"):
+        raise SpaqError(f"{what} is not a tensor")
+    tt = value_type.tensor_type
+    try:
+        elem = element_type_from_onnx(tt.elem_type)
+    except UnsupportedType as e:
+        raise SpaqError(f"{what}: {e}") from None
+    if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+        raise SpaqError(f"{what} has an unknown shape after shape inference")
+    return TensorType(elem, [d.dim_value for d in tt.shape.dim])
+
+
+def type_of_array(array: np.ndarray) -> TensorType:
+    dtype = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+    return TensorType(element_type_from_onnx(dtype), list(array.shape))
+
+
+def convert_attribute(attr: onnx.AttributeProto, where: str) -> Attribute:
+    A = onnx.AttributeProto
+    if attr.type == A.INT:
+        return IntegerAttr(attr.i, i64)
+    if attr.type == A.FLOAT:
+        return FloatAttr(attr.f, f32)
+    if attr.type == A.STRING:
+        return StringAttr(attr.s.decode())
+    if attr.type == A.INTS:
+        return DenseArrayBase.from_list(i64, list(attr.ints))
+    if attr.type == A.FLOATS:
+        return DenseArrayBase.from_list(f32, list(attr.floats))
+    if attr.type == A.STRINGS:
+        return ArrayAttr([StringAttr(s.decode()) for s in attr.strings])
+    if attr.type == A.TENSOR:
+        return dense_attr(numpy_helper.to_array(attr.t))
+    raise SpaqError(f"{where}: attribute '{attr.name}' of kind {A.AttributeType.Name(attr.type)} is not supported")
+
+
+def dense_attr(array: np.ndarray) -> DenseIntOrFPElementsAttr:
+    from xdsl.dialects.builtin import BytesAttr
+
+    array = np.ascontiguousarray(array)
+    return DenseIntOrFPElementsAttr(type_of_array(array), BytesAttr(array.tobytes()))
+
+
+_FLOAT_ATTRS = (onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS)
+
+
+class _GraphImporter:
+    def __init__(self, ctx: Context, graph: onnx.GraphProto):
+        self.graph = graph
+        self.store = weights_of(ctx)
+        self.types = {v.name: v.type for v in [*graph.value_info, *graph.output, *graph.input]}
+        self.initializers = {t.name: t for t in graph.initializer}
+        self.values: dict[str, SSAValue] = {}
+
+    def run(self) -> ModuleOp:
+        inputs = [i for i in self.graph.input if i.name not in self.initializers]
+        arg_types = [tensor_type(i.type, f"graph input '{i.name}'") for i in inputs]
+        out_types = [tensor_type(o.type, f"graph output '{o.name}'") for o in self.graph.output]
+        block = Block(arg_types=arg_types)
+        for value, i in zip(block.args, inputs):
+            value.name_hint = onnx_d._hint(i.name)
+            self.values[i.name] = value
+        self.block = block
+        for node in self.graph.node:
+            self._import_node(node)
+        results = []
+        for o in self.graph.output:
+            results.append(self._value(o.name, f"graph output '{o.name}'"))
+        self._add(ReturnOp(*results))
+        func = FuncOp("main", (arg_types, out_types), Region(block))
+        func.arg_attrs = ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(i.name)}) for i in inputs])
+        func.res_attrs = ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(o.name)}) for o in self.graph.output])
+        return ModuleOp([func])
+
+    def _add(self, op):
+        self.block.add_op(op)
+        return op
+
+    def _value(self, name: str, user: str) -> SSAValue:
+        if name in self.values:
+            return self.values[name]
+        if name in self.initializers:
+            array = numpy_helper.to_array(self.initializers[name])
+            return self._initializer(name, array)
+        raise SpaqError(f"{user} uses '{name}', which no node produces")
+
+    def _initializer(self, name: str, array: np.ndarray) -> SSAValue:
+        self.store.set(name, array)
+        op = self._add(onnx_d.InitializerOp(name, type_of_array(array)))
+        self.values[name] = op.output
+        return op.output
+
+    def _import_node(self, node: onnx.NodeProto) -> None:
+        where = f"node '{node.name or node.output[0]}' ({node.op_type})"
+        if node.domain not in ("", "ai.onnx"):
+            raise SpaqError(f"{where}: operator domain '{node.domain}' is not supported")
+        if node.op_type == "Constant":
+            (attr,) = node.attribute  # value, value_float(s), value_int(s), ...
+            if attr.type != onnx.AttributeProto.TENSOR:
+                array = np.asarray(onnx.helper.get_attribute_value(attr))
+                array = array.astype(np.float32 if attr.type in _FLOAT_ATTRS else np.int64)
+            else:
+                array = numpy_helper.to_array(attr.t)
+            self._initializer(node.output[0], array)
+            return
+        op_cls = onnx_d.OPS.get(node.op_type)
+        if op_cls is None:
+            raise SpaqError(f"{where}: operator {node.op_type} is not supported")
+        operands = []
+        for name in node.input:
+            if name == "":
+                operands.append(self._add(onnx_d.NoValueOp()).output)
+            else:
+                operands.append(self._value(name, where))
+        result_types = []
+        for name in node.output:
+            if name not in self.types:
+                raise SpaqError(f"{where}: shape inference gives no type for output '{name}'")
+            result_types.append(tensor_type(self.types[name], f"{where} output '{name}'"))
+        attrs = {a.name: convert_attribute(a, where) for a in node.attribute}
+        if node.name:
+            attrs["onnx.node"] = StringAttr(node.name)
+        op = self._add(op_cls(operands, result_types, attrs))
+        for name, result in zip(node.output, op.outputs):
+            result.name_hint = onnx_d._hint(name)
+            self.values[name] = result

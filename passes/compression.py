@@ -1,0 +1,67 @@
+"""The per-layer compression decision, `spaq.compression`, as IR data.
+
+    %y = onnx.Conv(...) {spaq.compression = {sparsity = #sparse.nm<2:4>,
+                                             weights = !quant.q<si8:f32, per_channel axis=0>,
+                                             activations = !quant.q<si8:f32>}} : ...
+
+Written by choose-compression (or by hand: a pinned layer), read by prune-magnitude and
+quantize. Not a pass: the shared vocabulary of the passes that make and apply decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import DictionaryAttr, StringAttr
+from xdsl.ir import Attribute, Operation, SSAValue
+
+from spaq.dialects.onnx import InitializerOp, OnnxOp
+
+KEY = "spaq.compression"
+LAYER_OPS = ("Conv", "Gemm")
+
+
+@dataclass(frozen=True)
+class Decision:
+    sparsity: Attribute | None = None
+    weights: Attribute | None = None
+    activations: Attribute | None = None
+
+    def to_attr(self) -> DictionaryAttr:
+        items = {"sparsity": self.sparsity, "weights": self.weights, "activations": self.activations}
+        return DictionaryAttr({k: v for k, v in items.items() if v is not None})
+
+
+def decision_of(op: Operation) -> Decision | None:
+    attr = op.attributes.get(KEY)
+    if not isinstance(attr, DictionaryAttr):
+        return None
+    d = attr.data
+    return Decision(d.get("sparsity"), d.get("weights"), d.get("activations"))
+
+
+def layer_name(op: Operation) -> str:
+    """The ONNX node name of a layer (or its result's name)."""
+    node = op.attributes.get("onnx.node")
+    if isinstance(node, StringAttr):
+        return node.data
+    return op.results[0].name_hint or op.name
+
+
+def is_compressible_layer(op: Operation) -> bool:
+    """A Conv or Gemm (in normalised W[N, K] form) whose weight is a constant."""
+    if not isinstance(op, OnnxOp) or op.op_type not in LAYER_OPS or len(op.operands) < 2:
+        return False
+    if op.op_type == "Gemm" and (op.attr("transB", 0) != 1 or op.attr("transA", 0)):
+        return False
+    return is_constant(op.operands[1])
+
+
+def is_constant(value: SSAValue) -> bool:
+    """An initializer, or a sparse.pack / quant.quantize of a constant."""
+    owner = value.owner
+    if isinstance(owner, InitializerOp):
+        return True
+    if owner.name in ("sparse.pack", "quant.quantize"):
+        return is_constant(owner.operands[0])
+    return False

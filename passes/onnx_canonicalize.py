@@ -1,0 +1,156 @@
+"""onnx-canonicalize: simplify the imported graph before any compression decision.
+
+- Identity and inference-mode Dropout disappear.
+- BatchNormalization after a Conv with constant weights folds into the Conv
+  (W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β), as new weights `<w>.bnfold`.
+- Gemm is normalised to `Y = X·Wᵀ + b` with a constant W stored [N, K] (`transB = 1`,
+  alpha and beta folded into the weights): the form later passes and the machine use.
+- Any op whose inputs are all constants is evaluated by the reference evaluator and
+  replaced by an `onnx.Initializer`.
+
+```mlir
+// before
+%c = onnx.Conv(%x, %w, %b) {...} : (...) -> tensor<1x8x8x8xf32>
+%y = onnx.BatchNormalization(%c, %g, %beta, %mu, %var) {epsilon = 1.0e-05 : f32} : (...) -> tensor<1x8x8x8xf32>
+// after
+%w2 = onnx.Initializer "conv1.weight.bnfold" : tensor<8x1x3x3xf32>
+%b2 = onnx.Initializer "conv1.bias.bnfold" : tensor<8xf32>
+%y = onnx.Conv(%x, %w2, %b2) {...} : (...) -> tensor<1x8x8x8xf32>
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f32, i64
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+)
+
+from spaq.compiler.evaluator import KERNELS, Evaluation
+from spaq.compiler.onnx_import import type_of_array
+from spaq.compiler.weights import WeightStore, weights_of
+from spaq.dialects.onnx import InitializerOp, NoValueOp, OnnxOp
+
+
+def constant_of(store: WeightStore, value: SSAValue) -> np.ndarray | None:
+    """The array behind `value` if it is an initializer, else None."""
+    op = value.owner
+    if isinstance(op, InitializerOp):
+        return Evaluation(store).run_op(op, [])[0]
+    return None
+
+
+def weight_name(value: SSAValue) -> str:
+    op = value.owner
+    assert isinstance(op, InitializerOp)
+    return op.weight_name.data
+
+
+def new_initializer(store: WeightStore, base: str, suffix: str, array: np.ndarray) -> InitializerOp:
+    """An Initializer for a derived weight stored under a fresh name `base.suffix`."""
+    array = np.ascontiguousarray(array)
+    return InitializerOp(store.derive(base, suffix, array), type_of_array(array))
+
+
+def is_op(op: Operation, *op_types: str) -> bool:
+    return isinstance(op, OnnxOp) and op.op_type in op_types
+
+
+def has_input(op: Operation, i: int) -> bool:
+    return len(op.operands) > i and not isinstance(op.operands[i].owner, NoValueOp)
+
+
+class EraseIdentity(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if is_op(op, "Identity", "Dropout") and not any(r.uses for r in op.results[1:]):
+            rewriter.replace(op, [], [op.operands[0], *[None] * (len(op.results) - 1)])
+
+
+@dataclass
+class FoldBatchNormIntoConv(RewritePattern):
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "BatchNormalization") or len(op.results) != 1:
+            return
+        conv = op.operands[0].owner
+        if not is_op(conv, "Conv") or not conv.results[0].has_one_use():
+            return
+        params = [constant_of(self.store, v) for v in op.operands[1:]]
+        w = constant_of(self.store, conv.operands[1])
+        b = constant_of(self.store, conv.operands[2]) if has_input(conv, 2) else np.zeros(len(w), np.float32)
+        if w is None or b is None or any(p is None for p in params):
+            return
+        gamma, beta, mean, var = params
+        s = (gamma / np.sqrt(var + np.float32(op.attr("epsilon", 1e-5)))).astype(np.float32)
+        w_name = weight_name(conv.operands[1])
+        b_name = weight_name(conv.operands[2]) if has_input(conv, 2) else w_name + ".bias"
+        w_op = new_initializer(self.store, w_name, "bnfold", (w * s.reshape(-1, 1, 1, 1)).astype(np.float32))
+        b_op = new_initializer(self.store, b_name, "bnfold", ((b - mean) * s + beta).astype(np.float32))
+        new = type(conv)([conv.operands[0], w_op.output, b_op.output], [op.results[0].type], dict(conv.attributes))
+        new.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, [w_op, b_op, new])
+        rewriter.erase(conv)
+
+
+@dataclass
+class NormalizeGemm(RewritePattern):
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Gemm") or op.attr("transA", 0):
+            return
+        alpha, beta, trans_b = op.attr("alpha", 1.0), op.attr("beta", 1.0), op.attr("transB", 0)
+        if trans_b == 1 and alpha == 1.0 and (beta == 1.0 or not has_input(op, 2)):
+            return
+        w = constant_of(self.store, op.operands[1])
+        c = constant_of(self.store, op.operands[2]) if has_input(op, 2) else None
+        if w is None or (has_input(op, 2) and c is None):
+            return
+        w = (w if trans_b else w.T) * np.float32(alpha)
+        new_ops: list[Operation] = [new_initializer(self.store, weight_name(op.operands[1]), "nk", w.astype(np.float32))]
+        operands = [op.operands[0], new_ops[0].results[0]]
+        if c is not None:
+            new_ops.append(new_initializer(self.store, weight_name(op.operands[2]), "scaled",
+                                           (c * np.float32(beta)).astype(np.float32)))
+            operands.append(new_ops[-1].results[0])
+        attrs = dict(op.attributes)
+        attrs.update(transB=IntegerAttr(1, i64), alpha=FloatAttr(1.0, f32), beta=FloatAttr(1.0, f32))
+        new = type(op)(operands, [op.results[0].type], attrs)
+        new.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, [*new_ops, new])
+
+
+@dataclass
+class FoldConstants(RewritePattern):
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, OnnxOp) or op.name not in KERNELS or not op.operands:
+            return
+        args = [constant_of(self.store, v) if not isinstance(v.owner, NoValueOp) else None for v in op.operands]
+        if any(a is None and not isinstance(v.owner, NoValueOp) for a, v in zip(args, op.operands)):
+            return
+        results = Evaluation(self.store).run_op(op, args)
+        base = op.results[0].name_hint or op.op_type.lower()
+        new_ops = [new_initializer(self.store, base, "folded", np.asarray(r)) for r in results]
+        rewriter.replace(op, new_ops, [n.output for n in new_ops])
+
+
+@dataclass(frozen=True)
+class OnnxCanonicalizePass(ModulePass):
+    name = "onnx-canonicalize"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        store = weights_of(ctx)
+        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), FoldConstants(store)]
+        PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

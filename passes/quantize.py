@@ -1,0 +1,237 @@
+"""quantize: static int8 quantization of every layer whose decision asks for it.
+
+Calibration runs the reference evaluator on sample inputs and records max|x| of every
+tensor. Then, per quantized layer:
+- its input is quantized per tensor, symmetric: s_x = max|x| / 127 (an input that is
+  already quantized, e.g. the previous layer's output, is used as it is);
+- its weight is quantized per output channel: s_w[c] = max|W[c]| / 127 (the sparse
+  encoding stays in the type); the bias becomes int32 in the accumulator's scale s_x·s_w;
+- the integer layer (`quant.conv` / `quant.gemm`) accumulates in i32;
+- the accumulator is requantized to int8 (s_y = max|y| / 127, taken after a directly
+  following Relu) when every consumer can take int8 — quantized layers and the
+  scale-preserving Relu / MaxPool / Flatten / Reshape — and dequantized to f32 otherwise.
+
+```mlir
+// after quantize{calibration="calib.npz"}
+%xq = quant.quantize %x {scale = array<f32: 0.0078>} : tensor<1x64xf32> -> tensor<1x64x!quant.q<si8:f32>>
+%wq = quant.quantize %w {axis = 0 : i64, scale = array<f32: ...>} : tensor<32x64xf32> -> tensor<32x64x!quant.q<si8:f32, per_channel axis=0>>
+%b = onnx.Initializer "fc1.bias.i32" : tensor<32xi32>
+%acc = quant.gemm %xq, %wq, %b : (...) -> tensor<1x32xi32>
+%y = quant.requantize %acc {axis = 1 : i64, scale = array<f64: ...>} : tensor<1x32xi32> -> tensor<1x32x!quant.q<si8:f32>>
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, TensorType, i32
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from spaq.compiler.errors import SpaqError
+from spaq.compiler.evaluator import evaluate, io_names, main_func
+from spaq.compiler.weights import WeightStore, weights_of
+from spaq.dialects import quant
+from spaq.dialects.onnx import InitializerOp, OnnxOp
+from spaq.dialects.quant import QuantType, with_element_type
+from spaq.dialects.sparse import PackOp
+from spaq.passes.compression import decision_of, is_compressible_layer, layer_name
+from spaq.passes.onnx_canonicalize import constant_of, has_input, new_initializer, weight_name
+
+SCALE_PRESERVING = ("Relu", "MaxPool", "Flatten", "Reshape")
+QMAX = 127
+
+
+def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, ...]]) -> list[dict[str, np.ndarray]]:
+    """Samples from an .npz: one array per graph input (or a single array for a
+    single-input graph), the first axis over samples, reshaped to the compiled shape."""
+    if not path:
+        raise SpaqError("quantize needs calibration data: calibration=<file.npz>")
+    if not Path(path).exists():
+        raise SpaqError(f"calibration file '{path}' does not exist")
+    data = np.load(path)
+    arrays = {}
+    for name, shape in zip(input_names, shapes):
+        key = name if name in data else (data.files[0] if len(input_names) == 1 else None)
+        if key is None:
+            raise SpaqError(f"calibration file '{path}' has no array '{name}'")
+        arrays[name] = data[key].reshape((-1, *shape)).astype(np.float32)
+    count = min(len(a) for a in arrays.values())
+    batch = shapes[0][0] if shapes and shapes[0] else 1
+    return [{n: arrays[n][i:i + batch].reshape(s) for n, s in zip(input_names, shapes)}
+            for i in range(0, count - batch + 1, batch)]
+
+
+def calibrate(module: ModuleOp, ctx: Context, samples: list[dict[str, np.ndarray]]) -> dict[SSAValue, float]:
+    """max|x| of every op result and graph input over the samples."""
+    ranges: dict[SSAValue, float] = {}
+
+    def note(value: SSAValue, array: np.ndarray) -> None:
+        if isinstance(array, np.ndarray) and array.size and array.dtype.kind == "f":
+            ranges[value] = max(ranges.get(value, 0.0), float(np.abs(array).max()))
+
+    func = main_func(module)
+    in_names, _ = io_names(func)
+    for sample in samples:
+        for arg, name in zip(func.args, in_names):
+            note(arg, sample[name])
+        evaluate(module, ctx, sample, lambda op, outs: [note(r, a) for r, a in zip(op.results, outs)])
+    return ranges
+
+
+def _scale(max_abs: float) -> float:
+    return max_abs / QMAX if max_abs > 0 else 1.0
+
+
+class _Quantizer:
+    def __init__(self, store: WeightStore, ranges: dict[SSAValue, float]):
+        self.store = store
+        self.ranges = ranges
+        self.scales: dict[SSAValue, float] = {}  # int8 value -> its scale
+
+    def _range(self, value: SSAValue) -> float:
+        if value not in self.ranges:
+            raise SpaqError(f"no calibration range for '{value.name_hint or value}'")
+        return self.ranges[value]
+
+    def _insert(self, ops: list[Operation], anchor: Operation) -> None:
+        Rewriter.insert_op(ops, InsertPoint.before(anchor))
+
+    def int8_input(self, value: SSAValue, anchor: Operation) -> tuple[SSAValue, float]:
+        if value in self.scales:
+            return value, self.scales[value]
+        s = _scale(self._range(value))
+        t = value.type
+        assert isinstance(t, TensorType)
+        q = quant.QuantizeOp(value, with_element_type(t, QuantType(8)), [s])
+        self._insert([q], anchor)
+        return q.output, s
+
+    def int8_weight(self, value: SSAValue, anchor: Operation) -> tuple[SSAValue, np.ndarray]:
+        w = constant_of(self.store, value) if not isinstance(value.owner, PackOp) else \
+            constant_of(self.store, value.owner.input)
+        if w is None:
+            raise SpaqError("quantized layers need a constant weight")
+        rows = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        s_w = np.where(rows > 0, rows / QMAX, 1.0).astype(np.float32)
+        t = value.type
+        assert isinstance(t, TensorType)
+        qt = QuantType(8, granularity="per_channel", axis=0)
+        q = quant.QuantizeOp(value, with_element_type(t, qt), s_w.tolist(), axis=0)
+        self._insert([q], anchor)
+        return q.output, s_w
+
+    def quantize_layer(self, layer: OnnxOp) -> None:
+        x, s_x = self.int8_input(layer.operands[0], layer)
+        w, s_w = self.int8_weight(layer.operands[1], layer)
+        acc_scale = (np.float64(s_x) * s_w.astype(np.float64))
+        new: list[Operation] = []
+        bias = None
+        if has_input(layer, 2):
+            b = constant_of(self.store, layer.operands[2])
+            if b is None:
+                raise SpaqError(f"layer '{layer_name(layer)}': the bias must be a constant")
+            b32 = np.clip(np.round(b.astype(np.float64) / acc_scale), -2**31, 2**31 - 1).astype(np.int32)
+            new.append(new_initializer(self.store, weight_name(layer.operands[2]), "i32", b32))
+            bias = new[-1].output
+        out_t = layer.results[0].type
+        assert isinstance(out_t, TensorType)
+        acc_t = TensorType(i32, out_t.get_shape())
+        if layer.op_type == "Conv":
+            kh, kw = layer.operands[1].type.get_shape()[2:]
+            compute = quant.ConvOp(x, w, acc_t, bias, dilations=layer.attr("dilations", [1, 1]),
+                                   group=layer.attr("group", 1), kernel_shape=[kh, kw],
+                                   pads=layer.attr("pads", [0, 0, 0, 0]), strides=layer.attr("strides", [1, 1]))
+        else:
+            compute = quant.GemmOp(x, w, bias, acc_t)
+        new.append(compute)
+        compute.attributes.update({k: v for k, v in layer.attributes.items() if k.startswith(("onnx.", "spaq."))})
+        compute.results[0].name_hint = (layer.results[0].name_hint or "acc") + ".acc"
+
+        observed = layer.results[0]
+        users = [u.operation for u in observed.uses]
+        if len(users) == 1 and isinstance(users[0], OnnxOp) and users[0].op_type == "Relu":
+            observed = users[0].results[0]
+        if self.consumers_take_int8(layer.results[0]):
+            s_y = _scale(self._range(observed))
+            epilogue = quant.RequantizeOp(compute.output, with_element_type(out_t, QuantType(8)),
+                                          (acc_scale / s_y).tolist(), axis=1)
+            self.scales[epilogue.output] = s_y
+        else:
+            epilogue = quant.DequantizeOp(compute.output, acc_scale.astype(np.float32).tolist(), axis=1,
+                                          result_type=out_t)
+        epilogue.results[0].name_hint = layer.results[0].name_hint
+        new.append(epilogue)
+        Rewriter.replace_op(layer, new, [epilogue.results[0]])
+
+    def consumers_take_int8(self, value: SSAValue) -> bool:
+        for use in value.uses:
+            op = use.operation
+            if _is_quantized_layer(op) and use.index == 0:
+                continue
+            if isinstance(op, OnnxOp) and op.op_type in SCALE_PRESERVING and use.index == 0:
+                if self.consumers_take_int8(op.results[0]):
+                    continue
+            return False
+        return bool(value.uses)
+
+    def propagate(self, op: OnnxOp) -> None:
+        """A scale-preserving op on an int8 input computes in int8 with the same scale."""
+        src = op.operands[0]
+        t = op.results[0].type
+        assert isinstance(t, TensorType) and isinstance(src.type, TensorType)
+        new_t = with_element_type(t, src.type.element_type)
+        new = type(op)(list(op.operands), [new_t], dict(op.attributes))
+        new.results[0].name_hint = op.results[0].name_hint
+        self.scales[new.results[0]] = self.scales[src]
+        Rewriter.replace_op(op, [new])
+
+    def dequantize_operands(self, op: Operation) -> None:
+        """An op that needs floats gets its int8 operands dequantized."""
+        for i, value in enumerate(op.operands):
+            if value in self.scales:
+                d = quant.DequantizeOp(value, [self.scales[value]])
+                self._insert([d], op)
+                op.operands[i] = d.output
+
+
+def _is_quantized_layer(op: Operation) -> bool:
+    d = decision_of(op)
+    return d is not None and d.weights is not None and d.activations is not None
+
+
+@dataclass(frozen=True)
+class QuantizePass(ModulePass):
+    name = "quantize"
+
+    calibration: str = ""
+    samples: int = 64
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        layers = [o for o in op.walk() if _is_quantized_layer(o)]
+        if not layers:
+            return
+        for layer in layers:
+            d = decision_of(layer)
+            if not is_compressible_layer(layer):
+                raise SpaqError(f"layer '{layer_name(layer)}' cannot be quantized (no constant weight)")
+            if d.weights != QuantType(8, granularity="per_channel", axis=0) or d.activations != QuantType(8):
+                raise SpaqError(f"layer '{layer_name(layer)}': only int8 per-channel weights with int8 "
+                                f"per-tensor activations are implemented, got {d.weights} / {d.activations}")
+        func = main_func(op)
+        names, _ = io_names(func)
+        shapes = [tuple(a.type.get_shape()) for a in func.args]
+        samples = load_calibration(self.calibration, names, shapes)[: self.samples]
+        quantizer = _Quantizer(weights_of(ctx), calibrate(op, ctx, samples))
+        for node in list(func.body.block.ops):
+            if _is_quantized_layer(node):
+                quantizer.quantize_layer(node)
+            elif isinstance(node, OnnxOp) and node.op_type in SCALE_PRESERVING and node.operands[0] in quantizer.scales:
+                quantizer.propagate(node)
+            else:
+                quantizer.dequantize_operands(node)
