@@ -62,6 +62,6 @@ def is_constant(value: SSAValue) -> bool:
     owner = value.owner
     if isinstance(owner, InitializerOp):
         return True
-    if owner.name in ("sparse.pack", "quant.quantize"):
+    if isinstance(owner, Operation) and owner.name in ("sparse.pack", "quant.quantize"):
         return is_constant(owner.operands[0])
     return False
