@@ -109,6 +109,7 @@ class _Quantizer:
         t = value.type
         assert isinstance(t, TensorType)
         q = quant.QuantizeOp(value, with_element_type(t, QuantType(8)), [s])
+        q.output.name_hint = f"{value.name_hint or 'x'}.q"
         self._insert([q], anchor)
         return q.output, s
 

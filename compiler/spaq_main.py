@@ -1,0 +1,153 @@
+"""`spaq`: the user's compiler driver.
+
+    spaq compile model.onnx --target edge -o out/ [--sparsity 2:4] [--precision int8]
+                 [--calibration calib.npz] [--shape input=1x1x8x8] [--emit mlir]
+    spaq run out/ --input x.npy [-o outputs.npz]
+    spaq targets
+
+`compile` writes program.s, program.bin, image.bin + layout.json and report.json (the
+cost model's per-layer prediction); `run` simulates the program on the target it was
+compiled for and writes the outputs and the counted statistics. Errors are one line
+naming what is wrong, exit status 1; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spaq.compiler.errors import SpaqError
+from spaq.compiler.options import parse_shapes
+
+
+def _compile(args: argparse.Namespace) -> None:
+    from xdsl.printer import Printer
+
+    from spaq.backends.sparrow.emitter import write_program
+    from spaq.compiler.pipeline import compile_model
+    from spaq.compiler.report import format_table, layer_report
+
+    out = Path(args.output)
+    c = compile_model(args.model, args.target, args.sparsity, args.precision, args.calibration or "",
+                      parse_shapes(args.shape), args.skip)
+    rows = layer_report(c.program, c.image, c.target)
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        staging = Path(tmp) / "out"
+        write_program(staging, c.program, c.image)
+        report = {"model": str(args.model), "target": c.target.name, "sparsity": args.sparsity,
+                  "precision": args.precision, "instructions": len(c.program), "layers": rows}
+        (staging / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        if args.emit == "mlir":
+            with open(staging / "program.mlir", "w") as f:
+                Printer(stream=f).print_op(c.module)
+                f.write("\n")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(staging), out)  # all or nothing: no half-written output directory
+    print(f"spaq: compiled {args.model} for {c.target.name}: {len(c.program)} instructions, "
+          f"{c.image.size:,} bytes of DRAM image -> {out}/")
+    print(format_table(rows))
+
+
+def _run(args: argparse.Namespace) -> None:
+    from spaq.backends.sparrow.image import MemoryImage
+    from spaq.backends.sparrow.simulator import simulate
+    from spaq.backends.sparrow.target import load_target
+    from spaq.compiler.report import format_table, layer_report
+
+    d = Path(args.program_dir)
+    for f in ("program.bin", "image.bin", "layout.json", "report.json"):
+        if not (d / f).exists():
+            raise SpaqError(f"{d}: no {f} (is this a directory written by 'spaq compile'?)")
+    report = json.loads((d / "report.json").read_text())
+    target = load_target(args.target or report["target"])
+    image = MemoryImage.load(d)
+    inputs_needed = [n for n, s in image.symbols.items() if s.kind == "input"]
+    inputs = {}
+    for spec in args.input:
+        name, sep, path = spec.rpartition("=")
+        name = name if sep else inputs_needed[0]
+        if not Path(path).exists():
+            raise SpaqError(f"--input {spec}: no such file")
+        try:
+            array = np.load(path)
+        except Exception:
+            raise SpaqError(f"--input {spec}: not a .npy file") from None
+        if name not in image.symbols:
+            raise SpaqError(f"--input {spec}: the program has no input '{name}' (inputs: {', '.join(inputs_needed)})")
+        expected = image.symbols[name].shape
+        if array.shape != expected:
+            raise SpaqError(f"--input {name}: shape {array.shape}, the program expects {expected}")
+        inputs[name] = array.astype(np.float32)
+    missing = set(inputs_needed) - set(inputs)
+    if missing:
+        raise SpaqError(f"missing --input for {', '.join(sorted(missing))}")
+    result = simulate((d / "program.bin").read_bytes(), image, target, inputs)
+    out = Path(args.output) if args.output else d / "outputs.npz"
+    np.savez(out, **result.outputs)
+    stats = {"target": target.name, "total": result.stats.total.to_dict(),
+             "layers": layer_report(_program(d), image, target, result.stats)}
+    (out.parent / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    print(f"spaq: simulated {d}/ on {target.name}; outputs -> {out}")
+    print(format_table(stats["layers"]))
+
+
+def _program(d: Path):
+    from spaq.backends.sparrow.isa import decode_program
+
+    return decode_program((d / "program.bin").read_bytes())
+
+
+def _targets(args: argparse.Namespace) -> None:
+    from spaq.backends.sparrow.target import available_targets, load_target
+
+    for name in available_targets():
+        print(f"{name:12} {load_target(name).description}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spaq", description="Compile ONNX models for the Sparrow accelerator.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile an ONNX model")
+    c.add_argument("model")
+    c.add_argument("--target", default="edge", help="target name or .toml path (see 'spaq targets')")
+    c.add_argument("-o", "--output", default="out", help="output directory")
+    c.add_argument("--sparsity", default="none", help="N:M sparsity for every layer, e.g. 2:4 (default none)")
+    c.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    c.add_argument("--calibration", help=".npz of sample inputs for int8 calibration")
+    c.add_argument("--shape", action="append", default=[], metavar="NAME=D0xD1...")
+    c.add_argument("--skip", default="", help="comma-separated layers to leave uncompressed")
+    c.add_argument("--emit", choices=["mlir"], help="also write the lowered IR")
+    c.set_defaults(fn=_compile)
+    r = sub.add_parser("run", help="simulate a compiled program")
+    r.add_argument("program_dir")
+    r.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy")
+    r.add_argument("-o", "--output", help="outputs file (.npz; default <dir>/outputs.npz)")
+    r.add_argument("--target", help="simulate on another target than the one compiled for")
+    r.set_defaults(fn=_run)
+    t = sub.add_parser("targets", help="list the targets")
+    t.set_defaults(fn=_targets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except Exception as e:  # one line for people; --debug for developers
+        if args.debug:
+            raise
+        print(f"spaq: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
