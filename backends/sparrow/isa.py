@@ -95,6 +95,18 @@ class EpilogueMode(enum.IntEnum):
     DEQUANT = 2  # int32 accumulator (+ int32 bias) -> fp32 * per-channel scale
 
 
+def epilogue_params(mode: EpilogueMode, bias: bool) -> tuple[tuple[str, DType], ...]:
+    """The PARAM block an EPILOGUE reads: consecutive per-column vectors of `cols` 4-byte
+    words, in this order (docs/isa.md)."""
+    acc = DType.F32 if mode is EpilogueMode.FLOAT else DType.I32
+    rest = {
+        EpilogueMode.FLOAT: (),
+        EpilogueMode.REQUANT: (("mult", DType.I32), ("shift", DType.I32)),
+        EpilogueMode.DEQUANT: (("scale", DType.F32),),
+    }[mode]
+    return ((("bias", acc),) if bias else ()) + rest
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -196,7 +208,7 @@ INSTRUCTIONS: tuple[InstructionSpec, ...] = (
             _f("param", _ADDR, doc="PARAM address of the per-column parameter block"),
             _f("rows", _DIM),
             _f("cols", _DIM),
-            _f("zp", 8, doc="output zero point (REQUANT), two's complement"),
+            _f("zp", 8, doc="output zero point (REQUANT): two's complement if odtype is signed"),
         ),
         "accumulator -> activation: bias, requantize/dequantize/convert, ReLU",
     ),

@@ -1,0 +1,250 @@
+"""The reference numerics of Sparrow: what every instruction and quantized op computes.
+
+The simulator and the IR evaluator (compiler/evaluator.py) both call these functions, so
+integer results agree bit for bit by construction. All functions are pure numpy.
+
+Integer values travel as numpy int arrays (int8 / uint8 / int32, see
+`packing.value_dtype`), float values as float32 holding numbers exactly representable in
+their DType. Conversions to a float DType round to nearest even; fp8 types saturate to
+their largest finite value (ONNX `saturate=1`), f16 / bf16 overflow to infinity.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from spaq.backends.sparrow.isa import DType, EpilogueMode
+from spaq.backends.sparrow.packing import STORAGE_DTYPE, nm_decompress
+
+# -- element conversions -----------------------------------------------------------------
+
+
+def round_to(x: np.ndarray, dtype: DType) -> np.ndarray:
+    """Round float values to `dtype` (a float DType), returned as float32."""
+    if not dtype.is_float:
+        raise ValueError(f"round_to needs a float type, got {dtype.name.lower()}")
+    x = np.asarray(x, np.float32)
+    if dtype is DType.F32:
+        return x
+    if dtype in (DType.F8E4M3, DType.F8E5M2):
+        fmax = float(ml_dtypes.finfo(STORAGE_DTYPE[dtype]).max)
+        x = np.clip(x, -fmax, fmax)
+    with np.errstate(over="ignore"):  # f16 / bf16 overflow to infinity
+        return x.astype(STORAGE_DTYPE[dtype]).astype(np.float32)
+
+
+def saturate(x: np.ndarray, dtype: DType) -> np.ndarray:
+    """Clamp integer-valued `x` to `dtype`'s range and cast to its value type."""
+    lo, hi = dtype.int_range
+    out = np.int32 if dtype is DType.I32 else (np.int8 if dtype.is_signed else np.uint8)
+    return np.clip(x, lo, hi).astype(out)
+
+
+# -- quantization ------------------------------------------------------------------------
+
+
+def quantize(x: np.ndarray, scale, zero_point, dtype: DType) -> np.ndarray:
+    """ONNX QuantizeLinear: q = saturate(round_half_even(x / scale) + zero_point).
+
+    x and scale are cast to float32 and divided in float32; scale and zero_point
+    broadcast against x (callers reshape per-channel values onto the right axis). NaN
+    quantizes to the zero point. For an fp8 `dtype` the result is round_to(x / scale)
+    (zero_point must be 0), as ONNX does with saturate=1. Scales must be finite and > 0."""
+    scale = np.asarray(scale, np.float32)
+    if not (np.isfinite(scale) & (scale > 0)).all():
+        raise ValueError("quantization scale must be finite and positive")
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.asarray(x, np.float32) / scale
+    if dtype.is_float:
+        if np.any(zero_point):
+            raise ValueError("float quantization requires a zero point of 0")
+        return round_to(y, dtype)
+    y = np.nan_to_num(np.rint(y), nan=0.0) + np.asarray(zero_point, np.float64)
+    return saturate(y, dtype)
+
+
+def dequantize(q: np.ndarray, scale, zero_point) -> np.ndarray:
+    """ONNX DequantizeLinear: (q - zero_point) * scale in float32."""
+    diff = np.asarray(q, np.int64) - np.asarray(zero_point, np.int64)
+    return diff.astype(np.float32) * np.asarray(scale, np.float32)
+
+
+def fixed_point_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
+    """(mult, shift) with mult in [2^30, 2^31) and mult * 2^-shift = real to 31 bits.
+
+    ValueError if a real multiplier is not positive or needs a shift outside [1, 62]."""
+    real = np.asarray(real, np.float64)
+    if not (np.isfinite(real) & (real > 0)).all():
+        raise ValueError("requantization multiplier must be finite and positive")
+    frac, exp = np.frexp(real)  # real = frac * 2^exp, frac in [0.5, 1)
+    mult = np.rint(frac * (1 << 31)).astype(np.int64)
+    carry = mult == 1 << 31  # frac rounded up to 1.0
+    mult = np.where(carry, mult >> 1, mult)
+    shift = 31 - (exp.astype(np.int64) + carry)
+    if ((shift < 1) | (shift > 62)).any():
+        bad = real.ravel()[((shift < 1) | (shift > 62)).ravel()][0]
+        raise ValueError(f"requantization multiplier {bad:g} needs a shift outside [1, 62]")
+    return mult, shift
+
+
+def requantize(acc, bias, mult, shift, zero_point: int, dtype: DType, relu: bool) -> np.ndarray:
+    """Fixed-point requantization of an int32 accumulator, channel = last axis.
+
+    t = saturate_int32(int64(acc) + bias)          (bias may be None)
+    y = (t * mult + 2^(shift-1)) >> shift         (int64, arithmetic shift: round half up)
+    y = y + zero_point;  if relu: y = max(y, zero_point)
+    return saturate(y, dtype)
+
+    mult is an int32 (normally [2^30, 2^31)), shift in [1, 62]: |t * mult| < 2^62, so the
+    int64 product never overflows."""
+    shift = np.asarray(shift, np.int64)
+    if ((shift < 1) | (shift > 62)).any():
+        raise ValueError(f"requantization shift must be in [1, 62], got {shift.ravel().tolist()[:4]}")
+    t = np.asarray(acc, np.int64)
+    if bias is not None:
+        t = t + np.asarray(bias, np.int64)
+    t = np.clip(t, -(1 << 31), (1 << 31) - 1)
+    y = (t * np.asarray(mult, np.int64) + (np.int64(1) << (shift - 1))) >> shift
+    y = y + zero_point
+    if relu:
+        y = np.maximum(y, zero_point)
+    return saturate(y, dtype)
+
+
+def dequantize_acc(acc, bias, scale) -> np.ndarray:
+    """float32(int64(acc) + bias) * float32(scale), channel = last axis (bias may be None)."""
+    t = np.asarray(acc, np.int64)
+    if bias is not None:
+        t = t + np.asarray(bias, np.int64)
+    return t.astype(np.float32) * np.asarray(scale, np.float32)
+
+
+def epilogue(acc, mode: EpilogueMode, odtype: DType, *, bias=None, mult=None, shift=None,
+             scale=None, zero_point: int = 0, relu: bool = False) -> np.ndarray:
+    """EPILOGUE: accumulator [rows, cols] -> activations, per-column parameters.
+
+    FLOAT:   round_to(relu?(acc + bias), odtype)                 float32 acc and bias
+    REQUANT: requantize(acc, bias, mult, shift, zero_point, odtype, relu)
+    DEQUANT: round_to(relu?(dequantize_acc(acc, bias, scale)), odtype)
+    ReLU is max(y, 0) for the float modes."""
+    if mode is EpilogueMode.REQUANT:
+        if odtype.is_float:
+            raise ValueError(f"REQUANT needs an integer output type, got {odtype.name.lower()}")
+        return requantize(acc, bias, mult, shift, zero_point, odtype, relu)
+    if not odtype.is_float:
+        raise ValueError(f"{mode.name} needs a float output type, got {odtype.name.lower()}")
+    if mode is EpilogueMode.FLOAT:
+        y = np.asarray(acc, np.float32)
+        if bias is not None:
+            y = y + np.asarray(bias, np.float32)
+    else:
+        y = dequantize_acc(acc, bias, scale)
+    if relu:
+        y = np.maximum(y, np.float32(0))
+    return round_to(y, odtype)
+
+
+# -- matrix products ---------------------------------------------------------------------
+
+_EXACT_FLOAT = ((np.float32, 1 << 24), (np.float64, 1 << 53))
+_MIN_CHUNK = 64
+
+
+def _max_abs(x: np.ndarray) -> int:
+    return max(-int(x.min()), int(x.max())) if x.size else 0
+
+
+def _exact_int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """a @ w.T exactly, as int64: float BLAS over k-chunks whose partial sums stay below
+    the float type's exact-integer limit, int64 matmul when no float type is exact."""
+    k = a.shape[1]
+    bound = max(_max_abs(a) * _max_abs(w), 1)
+    for ftype, limit in _EXACT_FLOAT:
+        chunk = (limit - 1) // bound
+        if chunk >= max(min(k, _MIN_CHUNK), 1):
+            af, wf = a.astype(ftype), w.astype(ftype)
+            out = np.zeros((a.shape[0], w.shape[0]), np.int64)
+            for s in range(0, max(k, 1), chunk):
+                out += (af[:, s : s + chunk] @ wf[:, s : s + chunk].T).astype(np.int64)
+            return out
+    return a.astype(np.int64) @ w.astype(np.int64).T
+
+
+def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType) -> np.ndarray:
+    """A[m, k] . W[n, k]^T.
+
+    Integer operands: the exact sum of products, wrapped modulo 2^32 to int32.
+    Float operands: each operand rounded to its type (`round_to`), products and
+    accumulation in float32 (np.matmul; summation order is BLAS's). Returns int32 / float32.
+    Mixing an integer and a float operand is a ValueError."""
+    a, w = np.asarray(a), np.asarray(w)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"gemm needs A[m, k] and W[n, k], got {a.shape} and {w.shape}")
+    if adtype.is_float != wdtype.is_float:
+        raise ValueError(
+            f"gemm operands must both be integer or both float, got {adtype.name.lower()} and {wdtype.name.lower()}"
+        )
+    if adtype.is_float:
+        return np.matmul(round_to(a, adtype), round_to(w, wdtype).T)
+    return _exact_int_matmul(a, w).astype(np.int32)
+
+
+def nm_gemm(a, values, indices, n: int, m: int, k: int, adtype: DType, wdtype: DType) -> np.ndarray:
+    """A[m, k] . W^T with W given N:M compressed: gemm(a, nm_decompress(...)), same numerics."""
+    return gemm(a, nm_decompress(values, indices, n, m, k), adtype, wdtype)
+
+
+# -- windows: im2col and max pooling -------------------------------------------------------
+
+
+def window_output(h: int, w: int, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, pb: int,
+                  pr: int, dh: int, dw: int) -> tuple[int, int]:
+    """(oh, ow) of a sliding window; ValueError for a zero kernel, stride or dilation or an
+    empty output."""
+    if min(kh, kw, sh, sw, dh, dw) < 1:
+        raise ValueError("window kernel, stride and dilation must be at least 1")
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if h < 1 or w < 1 or oh < 1 or ow < 1:
+        raise ValueError(f"window {kh}x{kw} (dilation {dh}x{dw}) does not fit a padded {h}x{w} input")
+    return oh, ow
+
+
+def _windows(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value) -> np.ndarray:
+    """View [oh, ow, c, kh, kw] of the windows of a padded [h, w, c] input."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"window ops need an [h, w, c] input, got shape {x.shape}")
+    oh, ow = window_output(x.shape[0], x.shape[1], kh, kw, sh, sw, pt, pl, pb, pr, dh, dw)
+    xp = np.pad(x, [(pt, pb), (pl, pr), (0, 0)], constant_values=pad_value)
+    view = np.lib.stride_tricks.sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(0, 1))
+    return view[: (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
+
+
+def im2col(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value=0) -> np.ndarray:
+    """Patches of x [h, w, c] as [oh*ow, c*kh*kw], columns in (c, ky, kx) order, so ONNX
+    Conv weights W[oc, c, kh, kw].reshape(oc, -1) multiply directly. Padding = pad_value."""
+    v = _windows(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value)
+    return v.reshape(v.shape[0] * v.shape[1], -1)
+
+
+def maxpool(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value=None) -> np.ndarray:
+    """Max pooling of x [h, w, c] into [oh*ow, c]. Padding is never selected: it holds
+    pad_value, by default -inf for floats and the numpy type's minimum for integers (pass
+    the DType's minimum for sub-byte types); a window of padding only yields pad_value."""
+    x = np.asarray(x)
+    if pad_value is None:
+        pad_value = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    v = _windows(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value)
+    return v.max(axis=(3, 4)).reshape(v.shape[0] * v.shape[1], -1)
+
+
+# -- vector ops ----------------------------------------------------------------------------
+
+
+def softmax(x, axis: int = -1) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along `axis`, all in float32."""
+    x = np.asarray(x, np.float32)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)

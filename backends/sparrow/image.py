@@ -1,0 +1,133 @@
+"""The DRAM memory image: named arrays (symbols) at byte addresses in one byte buffer.
+
+    image = MemoryImage.empty()
+    image.add("x", DType.I8, (1, 3, 8, 8), "input")
+    image.add("conv1.w", DType.I4, (8, 27), "values", data=w)
+    image.save(out_dir)             # image.bin (raw bytes) + layout.json (symbols, layers)
+
+Arrays are stored packed (packing.py): each row of the last axis starts on a byte boundary.
+`kind` says what the bytes are, so DRAM traffic can be split into values, metadata and scales.
+`layers` maps instruction index ranges to the source layers they implement (for reports).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from spaq.backends.sparrow.isa import DType
+from spaq.backends.sparrow.packing import from_bytes, packed_nbytes, to_bytes
+
+KINDS = ("input", "output", "activation", "values", "metadata", "scales")
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    addr: int
+    dtype: DType
+    shape: tuple[int, ...]
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"symbol '{self.name}': kind '{self.kind}' is not one of {', '.join(KINDS)}")
+        if self.addr < 0 or any(d < 0 for d in self.shape):
+            raise ValueError(f"symbol '{self.name}': negative address or dimension")
+
+    @property
+    def nbytes(self) -> int:
+        return packed_nbytes(self.shape, self.dtype)
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.nbytes
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "addr": self.addr, "dtype": self.dtype.name.lower(),
+                "shape": list(self.shape), "kind": self.kind}
+
+    @staticmethod
+    def from_json(d: dict) -> Symbol:
+        return Symbol(d["name"], int(d["addr"]), DType[d["dtype"].upper()], tuple(d["shape"]), d["kind"])
+
+
+@dataclass
+class MemoryImage:
+    size: int
+    symbols: dict[str, Symbol]
+    data: np.ndarray
+    layers: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data, np.uint8)
+        if self.data.shape != (self.size,):
+            raise ValueError(f"image data has {self.data.size} bytes, size says {self.size}")
+        for s in self.symbols.values():
+            if s.end > self.size:
+                raise ValueError(f"symbol '{s.name}' [{s.addr}, {s.end}) lies outside the {self.size}-byte image")
+
+    @staticmethod
+    def empty() -> MemoryImage:
+        return MemoryImage(0, {}, np.zeros(0, np.uint8))
+
+    def add(self, name: str, dtype: DType, shape: tuple[int, ...], kind: str,
+            data: np.ndarray | None = None, align: int = 64) -> Symbol:
+        """Append a symbol at the next `align`-byte boundary, growing the image."""
+        if name in self.symbols:
+            raise ValueError(f"symbol '{name}' is already in the image")
+        addr = -(-self.size // align) * align
+        sym = Symbol(name, addr, dtype, tuple(int(d) for d in shape), kind)
+        self.data = np.concatenate([self.data, np.zeros(sym.end - self.size, np.uint8)])
+        self.size = sym.end
+        self.symbols[name] = sym
+        if data is not None:
+            self.write(name, data)
+        return sym
+
+    def _symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise KeyError(f"no symbol '{name}' in the memory image") from None
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Pack `array` (of the symbol's shape) into the symbol's bytes."""
+        s = self._symbol(name)
+        array = np.asarray(array)
+        if array.shape != s.shape:
+            raise ValueError(f"symbol '{name}' has shape {s.shape}, got an array of shape {array.shape}")
+        try:
+            packed = to_bytes(array, s.dtype)
+        except ValueError as e:
+            raise ValueError(f"symbol '{name}': {e}") from None
+        self.data[s.addr : s.end] = packed.ravel()
+
+    def read(self, name: str) -> np.ndarray:
+        """The symbol's array (value types as in packing.from_bytes)."""
+        s = self._symbol(name)
+        row = s.shape[-1] if s.shape else 1
+        rows = self.data[s.addr : s.end].reshape(int(np.prod(s.shape[:-1])), s.dtype.nbytes(row))
+        return from_bytes(rows, s.dtype, row).reshape(s.shape)
+
+    def copy(self) -> MemoryImage:
+        return replace(self, symbols=dict(self.symbols), data=self.data.copy(), layers=list(self.layers))
+
+    def save(self, directory: str | Path) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "image.bin").write_bytes(self.data.tobytes())
+        layout = {"size": self.size, "symbols": [s.to_json() for s in self.symbols.values()],
+                  "layers": self.layers}
+        (d / "layout.json").write_text(json.dumps(layout, indent=1) + "\n")
+
+    @staticmethod
+    def load(directory: str | Path) -> MemoryImage:
+        d = Path(directory)
+        layout = json.loads((d / "layout.json").read_text())
+        symbols = {s["name"]: Symbol.from_json(s) for s in layout["symbols"]}
+        data = np.fromfile(d / "image.bin", np.uint8)
+        return MemoryImage(int(layout["size"]), symbols, data, list(layout.get("layers", [])))
