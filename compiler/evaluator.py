@@ -144,7 +144,9 @@ def _no_value(ev: Evaluation, op: Operation, _: list[Any]) -> list[Any]:
 
 @kernel("onnx.Identity", "onnx.Dropout")
 def _identity(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
-    return [args[0]][: len(op.results)] + [np.ones_like(args[0], dtype=bool)] * (len(op.results) - 1)
+    """Identity, and Dropout at inference (its optional mask output is all true)."""
+    mask = [np.ones(args[0].shape, dtype=bool)] if len(op.results) > 1 else []
+    return [args[0], *mask]
 
 
 @kernel("onnx.Flatten")
@@ -241,14 +243,11 @@ def _batchnorm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.nd
 
 @kernel("onnx.Relu")
 def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
-    x = args[0]
-    zero = _zero_point(op.results[0].type)
-    return [np.maximum(x, np.asarray(zero, dtype=x.dtype))]
-
-
-def _zero_point(t: Any) -> int:
-    """Zero point of a quantized tensor type's values (spaq quantizes symmetrically: 0)."""
-    return 0
+    """On a symmetric quantized tensor (zero point 0) Relu is max(q, 0) on the integers."""
+    q = quant.quant_type_of(op.results[0].type)
+    if q is not None and not q.symmetric:
+        raise SpaqError(f"Relu on an asymmetric quantized tensor is not supported{_where(op)}")
+    return [np.maximum(args[0], np.zeros((), args[0].dtype))]
 
 
 @kernel("onnx.Add")

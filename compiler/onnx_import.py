@@ -157,7 +157,7 @@ class _GraphImporter:
         out_types = [tensor_type(o.type, f"graph output '{o.name}'") for o in self.graph.output]
         block = Block(arg_types=arg_types)
         for value, i in zip(block.args, inputs):
-            value.name_hint = onnx_d._hint(i.name)
+            value.name_hint = onnx_d.ssa_name_hint(i.name)
             self.values[i.name] = value
         self.block = block
         for node in self.graph.node:
@@ -221,5 +221,5 @@ class _GraphImporter:
             attrs["onnx.node"] = StringAttr(node.name)
         op = self._add(op_cls(operands, result_types, attrs))
         for name, result in zip(node.output, op.outputs):
-            result.name_hint = onnx_d._hint(name)
+            result.name_hint = onnx_d.ssa_name_hint(name)
             self.values[name] = result

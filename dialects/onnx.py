@@ -171,7 +171,7 @@ class InitializerOp(IRDLOperation):
             properties={"weight_name": StringAttr(weight_name), "value": value},
             result_types=[result_type],
         )
-        self.output.name_hint = _hint(weight_name)
+        self.output.name_hint = ssa_name_hint(weight_name)
 
     def verify_(self) -> None:
         if self.value is not None and tuple(self.value.get_type().get_shape()) != tuple(
@@ -199,7 +199,8 @@ class NoValueOp(IRDLOperation):
         super().__init__(result_types=[NoneType()])
 
 
-def _hint(name: str) -> str | None:
+def ssa_name_hint(name: str) -> str | None:
+    """An SSA name for an ONNX tensor name (`%conv1.weight`), or None if none fits."""
     hint = "".join(c if c.isalnum() or c in "._" else "_" for c in name)
     return hint if hint and not hint[0].isdigit() else None
 

@@ -24,6 +24,7 @@ tensor. Then, per quantized layer:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -48,23 +49,24 @@ QMAX = 127
 
 
 def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, ...]]) -> list[dict[str, np.ndarray]]:
-    """Samples from an .npz: one array per graph input (or a single array for a
-    single-input graph), the first axis over samples, reshaped to the compiled shape."""
+    """Samples from an .npz holding one array per graph input (or one array for a
+    single-input graph), cut into runs of the compiled input shape."""
     if not path:
         raise SpaqError("quantize needs calibration data: calibration=<file.npz>")
     if not Path(path).exists():
         raise SpaqError(f"calibration file '{path}' does not exist")
     data = np.load(path)
-    arrays = {}
+    runs = {}
     for name, shape in zip(input_names, shapes):
-        key = name if name in data else (data.files[0] if len(input_names) == 1 else None)
+        key = name if name in data.files else (data.files[0] if len(input_names) == 1 else None)
         if key is None:
             raise SpaqError(f"calibration file '{path}' has no array '{name}'")
-        arrays[name] = data[key].reshape((-1, *shape)).astype(np.float32)
-    count = min(len(a) for a in arrays.values())
-    batch = shapes[0][0] if shapes and shapes[0] else 1
-    return [{n: arrays[n][i:i + batch].reshape(s) for n, s in zip(input_names, shapes)}
-            for i in range(0, count - batch + 1, batch)]
+        array = data[key].astype(np.float32)
+        if array.size % prod(shape):
+            raise SpaqError(f"calibration array '{key}' of shape {array.shape} does not split into inputs of shape {shape}")
+        runs[name] = array.reshape((-1, *shape))
+    count = min(len(r) for r in runs.values())
+    return [{name: r[i] for name, r in runs.items()} for i in range(count)]
 
 
 def calibrate(module: ModuleOp, ctx: Context, samples: list[dict[str, np.ndarray]]) -> dict[SSAValue, float]:
