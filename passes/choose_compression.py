@@ -2,7 +2,9 @@
 
 Every compressible layer (Conv, or Gemm with a constant W[N, K]) without a decision gets
 `spaq.compression`: the same choice for all, as the options say. A layer that already has
-one (pinned by hand) keeps it; `skip` names layers to leave uncompressed. The per-layer
+one (pinned by hand) keeps it; `skip` names layers to leave uncompressed. N:M sparsity
+goes only to layers whose reduction splits into whole groups of M (as cuSPARSELt and
+NVIDIA's ASP require): a first conv over one channel (K = 9) stays dense. The per-layer
 planner that searches against the cost model is a later pass writing the same attribute.
 
 ```mlir
@@ -16,10 +18,12 @@ planner that searches against the cost model is a later pass writing the same at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from spaq.compiler.errors import SpaqError
@@ -60,4 +64,13 @@ class ChooseCompressionPass(ModulePass):
             return
         for layer in layers:
             if decision_of(layer) is None and layer_name(layer) not in skip:
-                layer.attributes[KEY] = decision.to_attr()
+                chosen = decision if _whole_groups(layer, decision.sparsity) else replace(decision, sparsity=None)
+                if chosen != Decision():
+                    layer.attributes[KEY] = chosen.to_attr()
+
+
+def _whole_groups(layer: Operation, pattern: NMAttr | None) -> bool:
+    if pattern is None:
+        return True
+    weight = layer.operands[1].type
+    return prod(weight.get_shape()[1:]) % pattern.m == 0

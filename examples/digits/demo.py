@@ -58,15 +58,15 @@ def main() -> None:
                 fp32_cycles[target_name] = total.cycles
             rows.append({
                 "target": target_name, "config": label, "accuracy": correct / len(y),
-                "cycles": total.cycles, "speedup": fp32_cycles[target_name] / total.cycles,
+                "cycles": total.cycles, "time_us": total.cycles / target.clock_mhz, "speedup": fp32_cycles[target_name] / total.cycles,
                 "values": total.dram_values, "metadata": total.dram_metadata, "scales": total.dram_scales,
                 "energy_nj": total.energy_pj / 1000, "sim_ms": 1000 * seconds / len(y),
             })
     columns = [("target", "{}"), ("config", "{}"), ("accuracy", "{:.2%}"), ("cycles", "{:,}"),
-               ("speedup", "{:.2f}x"), ("values", "{:,}"), ("metadata", "{:,}"), ("scales", "{:,}"),
+               ("time_us", "{:.2f}"), ("speedup", "{:.2f}x"), ("values", "{:,}"), ("metadata", "{:,}"), ("scales", "{:,}"),
                ("energy_nj", "{:,.1f}"), ("sim_ms", "{:.2f}")]
     print(format_table(rows, columns))
-    print("\ncycles, DRAM bytes (values / metadata / scales) and energy are per image, from the "
+    print("\ncycles, time at the target's clock, DRAM bytes (values / metadata / scales) and energy are per image, from the "
           "simulator's counters;\nspeedup is against fp32 dense on the same target; sim_ms is "
           "wall time per simulated image.\nPrograms, memory images and per-layer reports are in out/digits/.")
 
