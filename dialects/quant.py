@@ -8,7 +8,7 @@ layers. Here **the type is the schema and the numbers are op properties**:
 ```mlir
 %q = quant.quantize %x {scale = array<f32: 0.05>} : tensor<4x9xf32> -> tensor<4x9x!quant.q<si8:f32>>
 %acc = quant.gemm %q, %w, %b : (tensor<4x9x!quant.q<si8:f32>>, tensor<8x9x!quant.q<si8:f32, per_channel axis=0>>, tensor<8xi32>) -> tensor<4x8xi32>
-%y = quant.requantize %acc {scale = array<f64: 0.01, 0.02, ...>, axis = 1 : i64} : tensor<4x8xi32> -> tensor<4x8x!quant.q<si8:f32>>
+%y = quant.requantize %acc {scale = array<f64: 0.01, 0.02, 0.01, 0.03, 0.01, 0.02, 0.01, 0.01>, axis = 1 : i64} : tensor<4x8xi32> -> tensor<4x8x!quant.q<si8:f32>>
 ```
 
 Quantization is affine: real = scale · (q − zero_point). `!quant.q` works as the element type

@@ -308,7 +308,7 @@ def test_numpy_values_are_accepted():
     x = TensorType(f32, [2, 3])
     qt = QuantType(np.int64(8), granularity="per_channel", axis=np.int64(1), symmetric=False)
     op = QuantizeOp(
-        func_module([x], lambda b: []).body.block.first_op.body.block.args[0],
+        Block(arg_types=[x]).args[0],
         TensorType(qt, [2, 3]),
         np.array([0.1, 0.2, 0.3], np.float32),
         zero_point=np.array([1, 2, 3], np.int32),
