@@ -170,7 +170,7 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
     """ONNX Conv as the machine does it: per image, HWC im2col then one GEMM."""
     n, c, h, wd = x.shape
     oc, _, kh, kw = w.shape
-    attr = _conv_attrs(op, kh, kw)
+    attr = conv_attributes(op, kh, kw)
     if attr["group"] != 1:
         raise SpaqError(f"grouped convolution is not supported yet{_where(op)}")
     _, _, oh, ow = _result_type(op).get_shape()
@@ -183,7 +183,8 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
     return np.stack(out)
 
 
-def _conv_attrs(op: Operation, kh: int, kw: int) -> dict[str, Any]:
+def conv_attributes(op: Operation, kh: int, kw: int) -> dict[str, Any]:
+    """Conv / MaxPool window attributes with ONNX defaults: group, strides, pads [t, l, b, r], dilations."""
     get = op.attr if isinstance(op, onnx_d.OnnxOp) else (lambda k, d=None: _list_attr(op, k, d))
     if get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
         raise SpaqError(f"auto_pad is not supported yet{_where(op)}")
@@ -259,7 +260,7 @@ def _add(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]
 def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x = args[0]
     kh, kw = op.attr("kernel_shape")
-    a = _conv_attrs(op, kh, kw)
+    a = conv_attributes(op, kh, kw)
     _, c, oh, ow = _result_type(op).get_shape()
     out = [core.maxpool(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *a["strides"], *a["pads"],
                         *a["dilations"]).reshape(oh, ow, c).transpose(2, 0, 1) for img in x]

@@ -219,12 +219,12 @@ class _Lowering:
         _dma(self.p, "store", Buffer.ACT, layer.odtype, sram["out"], y, rows, cols, cols, 1)
 
     def _maxpool(self, layer: Layer) -> None:
-        from spaq.compiler.evaluator import _conv_attrs
+        from spaq.compiler.evaluator import conv_attributes
 
         sram, dt = layer.sram(), layer.adtype
         (nb, c, h, w), (_, _, oh, ow) = layer.in_type.get_shape(), layer.out_type.get_shape()
         kh, kw = layer.head.attr("kernel_shape")
-        a = _conv_attrs(layer.head, kh, kw)
+        a = conv_attributes(layer.head, kh, kw)
         x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
         for b in range(nb):
             _dma(self.p, "load", Buffer.ACT, dt, sram["in"], x + dt.nbytes(b * c * h * w), h * w, c, 1, h * w)

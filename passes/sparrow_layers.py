@@ -82,11 +82,11 @@ class Layer:
     @property
     def conv(self) -> dict[str, int]:
         """Conv geometry: c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, oh, ow."""
-        from spaq.compiler.evaluator import _conv_attrs
+        from spaq.compiler.evaluator import conv_attributes
 
         _, c, h, w = self.in_type.get_shape()
         _, _, kh, kw = self.weight.type.get_shape()
-        a = _conv_attrs(self.head, kh, kw)
+        a = conv_attributes(self.head, kh, kw)
         _, _, oh, ow = self.out_type.get_shape()
         pt, pl, pb, pr = a["pads"]
         (sh, sw), (dh, dw) = a["strides"], a["dilations"]
