@@ -311,22 +311,23 @@ def _per_axis(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     return values.reshape(shape)
 
 
+def _scale_and_zero_point(op: Operation, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A quantize/dequantize op's scale (f32) and zero point (i32), broadcast along its axis."""
+    axis = _prop_int(op, "axis", 0)
+    scale = _per_axis(_prop_array(op, "scale").astype(np.float32), ndim, axis)
+    return scale, _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), ndim, axis)
+
+
 @kernel("quant.quantize")
 def _quantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
-    x = args[0]
-    axis = _prop_int(op, "axis", 0)
-    scale = _per_axis(_prop_array(op, "scale").astype(np.float32), x.ndim, axis)
-    zp = _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), x.ndim, axis)
-    return [core.quantize(x, scale, zp, isa_dtype(_result_type(op).element_type))]
+    scale, zp = _scale_and_zero_point(op, args[0].ndim)
+    return [core.quantize(args[0], scale, zp, isa_dtype(_result_type(op).element_type))]
 
 
 @kernel("quant.dequantize")
 def _dequantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
-    q = args[0]
-    axis = _prop_int(op, "axis", 0)
-    scale = _per_axis(_prop_array(op, "scale").astype(np.float32), q.ndim, axis)
-    zp = _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), q.ndim, axis)
-    return [core.dequantize(q, scale, zp)]
+    scale, zp = _scale_and_zero_point(op, args[0].ndim)
+    return [core.dequantize(args[0], scale, zp)]
 
 
 def _channels_last(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, axis: int) -> np.ndarray:
