@@ -473,11 +473,21 @@ def _props(scale: DenseArrayBase, zero_point: Sequence[int] | None, axis: int | 
 
 # --------------------------------------------------------------------------- ops
 
-_PARAM_FORMAT = "$input attr-dict `:` type($input) `->` type($output)"
+class _ScaledOp(IRDLOperation):
+    """Shared shape of quantize / dequantize / requantize: one tensor in, one out, a scale
+    (declared by each op), an optional zero point and axis."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    zero_point = opt_prop_def(DenseArrayBase.constr(i32))
+    axis = opt_prop_def(IntegerAttr[I64])
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
 
 @irdl_op_definition
-class QuantizeOp(IRDLOperation):
+class QuantizeOp(_ScaledOp):
     """Float tensor → quantized tensor (same shape and encoding):
     q = clamp(round(x / scale) + zero_point, qmin, qmax).
 
@@ -493,14 +503,7 @@ class QuantizeOp(IRDLOperation):
     """
 
     name = "quant.quantize"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     scale = prop_def(DenseArrayBase.constr(f32))
-    zero_point = opt_prop_def(DenseArrayBase.constr(i32))
-    axis = opt_prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = _PARAM_FORMAT
 
     def __init__(self, input: SSAValue | IRDLOperation, result_type: TensorType,
                  scale: Sequence[float], zero_point: Sequence[int] | None = None,
@@ -520,7 +523,7 @@ class QuantizeOp(IRDLOperation):
 
 
 @irdl_op_definition
-class DequantizeOp(IRDLOperation):
+class DequantizeOp(_ScaledOp):
     """Quantized tensor or integer accumulator → float tensor (same shape and encoding):
     x = (q − zero_point) · scale.
 
@@ -535,14 +538,7 @@ class DequantizeOp(IRDLOperation):
     """
 
     name = "quant.dequantize"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     scale = prop_def(DenseArrayBase.constr(f32))
-    zero_point = opt_prop_def(DenseArrayBase.constr(i32))
-    axis = opt_prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = _PARAM_FORMAT
 
     def __init__(self, input: SSAValue | IRDLOperation, scale: Sequence[float],
                  zero_point: Sequence[int] | None = None, axis: int | None = None,
@@ -577,7 +573,7 @@ class DequantizeOp(IRDLOperation):
 
 
 @irdl_op_definition
-class RequantizeOp(IRDLOperation):
+class RequantizeOp(_ScaledOp):
     """Integer accumulator → quantized tensor (same shape):
     q = clamp(round(acc · scale) + zero_point, qmin, qmax).
 
@@ -592,14 +588,7 @@ class RequantizeOp(IRDLOperation):
     """
 
     name = "quant.requantize"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     scale = prop_def(DenseArrayBase.constr(f64))
-    zero_point = opt_prop_def(DenseArrayBase.constr(i32))
-    axis = opt_prop_def(IntegerAttr[I64])
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = _PARAM_FORMAT
 
     def __init__(self, input: SSAValue | IRDLOperation, result_type: TensorType,
                  scale: Sequence[float], zero_point: Sequence[int] | None = None,
