@@ -56,12 +56,13 @@ def test_encoding_errors():
 
 def field_table(spec: InstructionSpec) -> str:
     """The markdown field table docs/isa.md shows for `spec` (kept in sync by the test below)."""
-    rows = ["| bits | field | width | meaning |", "|---|---|---|---|", f"| 0..{OPCODE_BITS - 1} | opcode | {OPCODE_BITS} | `0x{spec.opcode:02x}` |"]
+    rows = ["| bits | field | width | meaning |", "|---|---|---|---|",
+            f"| 0..{OPCODE_BITS - 1} | opcode | {OPCODE_BITS} | `0x{spec.opcode:02x}` |"]
     lo = OPCODE_BITS
     for f in spec.fields:
         meaning = f.doc
         if f.enum:
-            meaning = (meaning + "; " if meaning else "") + ", ".join(f"{m.name.lower()}={m.value}" for m in f.enum)
+            meaning = (meaning + " " if meaning else "") + f"(`{f.enum.__name__}` code)"
         rows.append(f"| {lo}..{lo + f.bits - 1} | `{f.name}` | {f.bits} | {meaning} |")
         lo += f.bits
     return "\n".join(rows)

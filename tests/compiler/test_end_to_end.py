@@ -84,3 +84,19 @@ def test_quantized_evaluator_stays_close_to_float():
     probs = onnxruntime_probs()
     q = np.concatenate([evaluate(ref.module, ref.ctx, {"input": x[i : i + 1]})["probs"] for i in range(40)])
     assert np.abs(q - probs[:40]).max() < 0.1
+
+
+def simulated_accuracy(config: str, target: str = "edge") -> float:
+    c = compiled(config, target)
+    x, y = digits_test_split()
+    return float(np.mean([simulate(c.program, c.image, c.target, {"input": x[i : i + 1]}).outputs["probs"].argmax()
+                          == y[i] for i in range(len(y))]))
+
+
+def test_compressed_accuracy_stays_near_fp32():
+    """Quality gates on the 450 test images: int8 within 1 point of fp32 (onnxruntime's
+    accuracy), one-shot 2:4 magnitude pruning + int8 within 10 points."""
+    _, y = digits_test_split()
+    reference = float((onnxruntime_probs().argmax(1) == y).mean())
+    assert simulated_accuracy("int8") >= reference - 0.01
+    assert simulated_accuracy("2:4+int8") >= reference - 0.10
