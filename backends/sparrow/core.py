@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 
 from spaq.backends.sparrow.isa import DType, EpilogueMode
-from spaq.backends.sparrow.packing import STORAGE_DTYPE, nm_decompress
+from spaq.backends.sparrow.packing import STORAGE_DTYPE, check_int_range, nm_decompress, value_dtype
 
 # -- element conversions -----------------------------------------------------------------
 
@@ -37,8 +37,7 @@ def round_to(x: np.ndarray, dtype: DType) -> np.ndarray:
 def saturate(x: np.ndarray, dtype: DType) -> np.ndarray:
     """Clamp integer-valued `x` to `dtype`'s range and cast to its value type."""
     lo, hi = dtype.int_range
-    out = np.int32 if dtype is DType.I32 else (np.int8 if dtype.is_signed else np.uint8)
-    return np.clip(x, lo, hi).astype(out)
+    return np.clip(x, lo, hi).astype(value_dtype(dtype))
 
 
 # -- quantization ------------------------------------------------------------------------
@@ -174,7 +173,8 @@ def _exact_int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
 def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType) -> np.ndarray:
     """A[m, k] . W[n, k]^T.
 
-    Integer operands: the exact sum of products, wrapped modulo 2^32 to int32.
+    Integer operands (values must lie in their types): the exact sum of products,
+    wrapped modulo 2^32 to int32.
     Float operands: each operand rounded to its type (`round_to`), products and
     accumulation in float32 (np.matmul; summation order is BLAS's). Returns int32 / float32.
     Mixing an integer and a float operand is a ValueError."""
@@ -187,6 +187,8 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType) -> np.ndarr
         )
     if adtype.is_float:
         return np.matmul(round_to(a, adtype), round_to(w, wdtype).T)
+    check_int_range(a, adtype)
+    check_int_range(w, wdtype)
     return _exact_int_matmul(a, w).astype(np.int32)
 
 

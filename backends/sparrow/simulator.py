@@ -130,7 +130,9 @@ class Machine:
             if cols > 1 and ins.cstride != 1:
                 raise _Fault(f"{dtype.name.lower()} transfers need cstride 1, got {ins.cstride}")
             if rows > 1 and ins.rstride * dtype.bits % 8:
-                raise _Fault(f"{dtype.name.lower()} rows must start on bytes: rstride {ins.rstride} is not")
+                raise _Fault(
+                    f"{dtype.name.lower()} rows must start on a byte: rstride {ins.rstride} x {dtype.bits} bits"
+                )
             shape, strides = (rows, dtype.nbytes(cols)), (ins.rstride * dtype.bits // 8, 1)
         else:
             e = dtype.bits // 8
@@ -163,47 +165,48 @@ class Machine:
             return
         mask = self._last_byte_mask(ins)
         dst[:, :-1] = src[:, :-1]
-        dst[:, -1] = (dst[:, -1] & ~mask & 0xFF) | (src[:, -1] & mask)
+        dst[:, -1] = (dst[:, -1] & (0xFF ^ mask)) | (src[:, -1] & mask)
 
     # -- matrix unit -----------------------------------------------------------------------
 
-    def _mac_type(self, ins: Instruction) -> str:
+    def _acc_type(self, ins: Instruction) -> DType:
+        """Check the operand types have a GEMM mode on this target; the accumulator type."""
         try:
             mac = mac_type(ins.adtype, ins.wdtype)
         except ValueError as e:
             raise _Fault(str(e)) from None
         if mac not in self.target.array.k_per_cycle:
             raise _Fault(f"target '{self.target.name}' has no {mac} GEMM mode")
-        return mac
+        return DType.I32 if mac == "i8" else DType.F32
 
-    def _accumulate(self, ins: Instruction, dst: np.ndarray, product: np.ndarray) -> None:
-        dtype = DType.F32 if product.dtype.kind == "f" else DType.I32
+    def _accumulate(self, ins: Instruction, dst: np.ndarray, product: np.ndarray, acc_type: DType) -> None:
         if ins.accumulate:
-            product = self._get(dst, dtype, ins.n) + product  # int32 wraps modulo 2^32
-        self._put(dst, product, dtype)
+            product = self._get(dst, acc_type, ins.n) + product  # int32 wraps modulo 2^32
+        self._put(dst, product, acc_type)
 
     def gemm(self, ins: Instruction) -> None:
-        self._mac_type(ins)
-        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, DType.I32)
+        acc_type = self._acc_type(ins)
+        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
         a = self._read(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         w = self._read(Buffer.WGT, ins.wgt, ins.n, ins.k, ins.wdtype)
-        self._add(macs=a.shape[0] * w.shape[0] * a.shape[1], dense_macs=a.shape[0] * w.shape[0] * a.shape[1])
-        self._accumulate(ins, dst, core.gemm(a, w, ins.adtype, ins.wdtype))
+        product = core.gemm(a, w, ins.adtype, ins.wdtype)
+        self._add(macs=product.size * a.shape[1], dense_macs=product.size * a.shape[1])
+        self._accumulate(ins, dst, product, acc_type)
 
     def spgemm(self, ins: Instruction) -> None:
-        self._mac_type(ins)
+        acc_type = self._acc_type(ins)
         if not self.target.supports_nm(ins.nm_n, ins.nm_m):
             have = ", ".join(f"{n}:{m}" for n, m in self.target.nm_patterns) or "none"
             raise _Fault(f"{ins.nm_n}:{ins.nm_m} sparsity is not supported by target '{self.target.name}' ({have})")
         kept = nm_groups(ins.k, ins.nm_m) * ins.nm_n
-        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, DType.I32)
+        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
         a = self._read(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         values = self._read(Buffer.WGT, ins.wgt, ins.n, kept, ins.wdtype)
         indices = self._read(Buffer.META, ins.meta, ins.n, kept, nm_index_dtype(ins.nm_m))
         product = core.nm_gemm(a, values, indices, ins.nm_n, ins.nm_m, ins.k, ins.adtype, ins.wdtype)
-        m, n = product.shape
-        self._add(macs=m * n * values.shape[1], dense_macs=m * n * a.shape[1], meta_decoded=indices.size)
-        self._accumulate(ins, dst, product)
+        self._add(macs=product.size * values.shape[1], dense_macs=product.size * a.shape[1],
+                  meta_decoded=indices.size)
+        self._accumulate(ins, dst, product, acc_type)
 
     # -- vector unit -----------------------------------------------------------------------
 
@@ -264,7 +267,8 @@ def _decode(program: list[Instruction] | bytes) -> list[Instruction]:
     if isinstance(program, (bytes, bytearray, memoryview)):
         blob = bytes(program)
         if len(blob) % WORD_BYTES:
-            raise SimulationError(len(blob) // WORD_BYTES, "?", f"program has {len(blob)} bytes, not whole {WORD_BYTES}-byte words")
+            reason = f"program has {len(blob)} bytes, not whole {WORD_BYTES}-byte words"
+            raise SimulationError(len(blob) // WORD_BYTES, "?", reason)
         words = [blob[i : i + WORD_BYTES] for i in range(0, len(blob), WORD_BYTES)]
     else:
         words = list(program)

@@ -250,3 +250,8 @@ def test_softmax():
     ref = np.exp(x[0] - 3.0) / np.exp(x[0] - 3.0).sum()
     np.testing.assert_allclose(y[0], ref, rtol=1e-6)
     assert y[1].tolist() == [0.5, 0.5, 0.0]
+
+
+def test_int_gemm_checks_operand_ranges():
+    with pytest.raises(ValueError, match="value 8 is outside the i4 range"):
+        core.gemm(np.array([[8]]), np.array([[1]]), DType.I4, DType.I8)

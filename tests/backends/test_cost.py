@@ -52,7 +52,8 @@ def test_vector_ops():
     assert pool.vector_elements == 27 and pool.sram_bytes == 25 * 2 + 9 * 2
     ep = cost("epilogue mode=requant odtype=i4 bias=1 relu=0 src=0 dst=0 param=0 rows=10 cols=5 zp=0")
     assert ep.sram_bytes == 10 * 5 * 4 + 3 * 5 * 4 + 10 * 3 and ep.cycles == 4 + 4
-    assert cost("epilogue mode=float odtype=f16 bias=0 relu=0 src=0 dst=0 param=0 rows=2 cols=2 zp=0").sram_bytes == 16 + 8
+    ep = cost("epilogue mode=float odtype=f16 bias=0 relu=0 src=0 dst=0 param=0 rows=2 cols=2 zp=0")
+    assert ep.sram_bytes == 16 + 8
     assert cost("quant odtype=i8 src=0 dst=0 param=0 rows=2 cols=3").sram_bytes == 24 + 4 + 6
     assert cost("halt") == Cost()
 

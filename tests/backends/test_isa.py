@@ -44,8 +44,9 @@ def test_program_round_trip(program):
 
 def test_encoding_errors():
     gemm = parse_instruction("gemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=1 k=1 n=1 accumulate=0")
+    values = tuple(65536 if name == "m" else v for name, v in zip(gemm.spec.field_names, gemm.values))
     with pytest.raises(EncodingError, match="m=65536 does not fit 16 bits"):
-        encode(Instruction(gemm.spec, tuple(65536 if f.name == "m" else v for f, v in zip(gemm.spec.fields, gemm.values))))
+        encode(Instruction(gemm.spec, values))
     with pytest.raises(EncodingError, match="unknown opcode 0x05"):
         decode(bytes([5]) + bytes(31))
     with pytest.raises(EncodingError, match="reserved bits"):

@@ -19,7 +19,10 @@ def _ints(dtype: DType, shape, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi, size=shape, endpoint=True)
 
 
-@given(dtype=st.sampled_from(INT_TYPES), rows=st.integers(0, 4), count=st.integers(0, 37), seed=st.integers(0, 2**32 - 1))
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+@given(dtype=st.sampled_from(INT_TYPES), rows=st.integers(0, 4), count=st.integers(0, 37), seed=SEEDS)
 def test_int_round_trip(dtype, rows, count, seed):
     x = _ints(dtype, (rows, count), seed)
     packed = to_bytes(x, dtype)
@@ -29,7 +32,7 @@ def test_int_round_trip(dtype, rows, count, seed):
     np.testing.assert_array_equal(back, x)
 
 
-@given(dtype=st.sampled_from(FLOAT_TYPES), count=st.integers(0, 37), seed=st.integers(0, 2**32 - 1))
+@given(dtype=st.sampled_from(FLOAT_TYPES), count=st.integers(0, 37), seed=SEEDS)
 def test_float_round_trip(dtype, count, seed):
     x = (np.random.default_rng(seed).standard_normal(count) * 10).astype(np.float32)
     exact = x.astype(STORAGE_DTYPE[dtype]).astype(np.float32)  # values the type holds

@@ -61,7 +61,8 @@ def test_int8_conv_im2col_gemm_requant():
         load buf=act dtype=i8 sp=0 dram={{x}} rows={H * W} cols={C} rstride=1 cstride={H * W}
         load buf=wgt dtype=i8 sp=0 dram={{w}} rows={OC} cols={C * K * K} rstride={C * K * K} cstride=1
         load buf=param dtype=i32 sp=0 dram={{p}} rows=3 cols={OC} rstride={OC} cstride=1
-        im2col dtype=i8 src=0 dst=1024 c={C} h={H} w={W} kh={K} kw={K} sh={S} sw={S} pt={P} pl={P} pb={P} pr={P} dh=1 dw=1
+        im2col dtype=i8 src=0 dst=1024 c={C} h={H} w={W} kh={K} kw={K} sh={S} sw={S} \
+            pt={P} pl={P} pb={P} pr={P} dh=1 dw=1
         gemm adtype=i8 wdtype=i8 acc=0 act=1024 wgt=0 m={OH * OW} k={C * K * K} n={OC} accumulate=0
         epilogue mode=requant odtype=i8 bias=1 relu=1 src=0 dst=4096 param=0 rows={OH * OW} cols={OC} zp={zp & 0xFF}
         store buf=act dtype=i8 sp=4096 dram={{y}} rows={OH * OW} cols={OC} rstride=1 cstride={OH * OW}
@@ -184,6 +185,37 @@ def test_vector_ops_maxpool_int4_softmax_quant():
     assert result.stats.total.vector_elements == 9 * 3 + 3 * 28 + 28
 
 
+# -- the memory image ------------------------------------------------------------------------------
+
+
+def test_image_save_load_round_trip(tmp_path):
+    image = MemoryImage.empty()
+    image.add("w", DType.I4, (3, 5), "values", data=np.arange(15).reshape(3, 5) - 7)
+    image.add("meta", DType.U2, (2, 6), "metadata", data=np.full((2, 6), 3))
+    image.add("s", DType.BF16, (), "scales", data=np.float32(1.5))
+    image.layers.append({"name": "conv1", "first": 0, "last": 7})
+    assert image.symbols["w"].nbytes == 9 and image.symbols["meta"].addr == 64
+    image.save(tmp_path)
+    back = MemoryImage.load(tmp_path)
+    assert back.symbols == image.symbols and back.layers == image.layers and back.size == image.size
+    np.testing.assert_array_equal(back.data, image.data)
+    np.testing.assert_array_equal(back.read("w"), np.arange(15).reshape(3, 5) - 7)
+    assert back.read("s") == 1.5
+
+
+def test_image_errors():
+    image = MemoryImage.empty()
+    image.add("x", DType.I4, (2, 2), "input")
+    with pytest.raises(ValueError, match=r"symbol 'x' has shape \(2, 2\)"):
+        image.write("x", np.zeros(4))
+    with pytest.raises(ValueError, match="symbol 'x': value 9 is outside the i4 range"):
+        image.write("x", np.full((2, 2), 9))
+    with pytest.raises(KeyError, match="no symbol 'y'"):
+        image.read("y")
+    with pytest.raises(ValueError, match="kind 'weights' is not one of"):
+        image.add("y", DType.I8, (1,), "weights")
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 
@@ -195,8 +227,9 @@ def _small_image():
 
 @pytest.mark.parametrize("line, match", [
     ("load buf=act dtype=i8 sp=32760 dram=0 rows=2 cols=8 rstride=8 cstride=1", "ACT overflow: a 2x8 i8 tile at 32760"),
-    ("load buf=act dtype=i8 sp=0 dram=250 rows=1 cols=8 rstride=8 cstride=1", "DRAM bytes 250..257 lie outside the 256-byte image"),
-    ("load buf=act dtype=i4 sp=0 dram=0 rows=2 cols=3 rstride=3 cstride=1", "rows must start on bytes"),
+    ("load buf=act dtype=i8 sp=0 dram=250 rows=1 cols=8 rstride=8 cstride=1",
+     "DRAM bytes 250..257 lie outside the 256-byte image"),
+    ("load buf=act dtype=i4 sp=0 dram=0 rows=2 cols=3 rstride=3 cstride=1", "rows must start on a byte"),
     ("load buf=act dtype=u2 sp=0 dram=0 rows=1 cols=3 rstride=0 cstride=2", "need cstride 1"),
     ("spgemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=1 k=4 n=1 accumulate=0 meta=0 nm_n=1 nm_m=4",
      "1:4 sparsity is not supported by target 'edge'"),
