@@ -47,7 +47,7 @@ def passes(target: str, sparsity: str = "none", precision: str = "fp32", calibra
     """The pipeline `spaq compile` runs, up to and including lower-to-sparrow."""
     steps: list[ModulePass] = [
         OnnxCanonicalizePass(),
-        ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=skip),
+        ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=tuple(n for n in skip.split(",") if n)),
         PruneMagnitudePass(),
         QuantizePass(calibration=str(calibration)),
         TileLayersPass(target=target),

@@ -21,6 +21,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from spaq.compiler.context import register_dialects
 from spaq.compiler.options import parse_shapes
+from spaq.compiler.weights import weights_of
 from spaq.passes import get_spaq_passes
 
 XDSL_PASSES = ("canonicalize", "cse", "dce")
@@ -56,6 +57,11 @@ class SpaqOptMain(xDSLOptMain):
             return import_onnx_bytes(io.read(), self.ctx, parse_shapes(self.args.shape))
 
         self.available_frontends["onnx"] = parse_onnx
+
+    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
+        """Each chunk of --split-input-file is its own compilation: a fresh WeightStore."""
+        weights_of(self.ctx).clear()
+        return super().parse_chunk(chunk, file_extension, start_offset)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)

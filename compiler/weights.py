@@ -15,6 +15,8 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialect_interfaces import DialectInterface
 
+from spaq.compiler.errors import SpaqError
+
 
 class WeightStore(DialectInterface):
     """name -> numpy array. Arrays are treated as immutable: passes that change a weight
@@ -30,10 +32,14 @@ class WeightStore(DialectInterface):
         try:
             return self._arrays[name]
         except KeyError:
-            raise KeyError(f"weight '{name}' is not in the weight store") from None
+            raise SpaqError(f"weight '{name}' is not in the weight store (printed IR carries no weights: "
+                            "run the passes that derive it in the same invocation)") from None
 
     def __len__(self) -> int:
         return len(self._arrays)
+
+    def clear(self) -> None:
+        self._arrays.clear()
 
     def names(self) -> list[str]:
         return list(self._arrays)

@@ -90,16 +90,17 @@ class OnnxOp(IRDLOperation):
         schema = onnx.defs.get_schema(self.op_type)
         n_in, n_out = len(self.inputs), len(self.outputs)
         if not schema.min_input <= n_in <= schema.max_input:
-            raise VerifyException(
-                f"{self.name} takes {schema.min_input}..{schema.max_input} inputs, got {n_in}"
-            )
+            raise VerifyException(f"{self.name} takes {_count(schema.min_input, schema.max_input, 'input')}, got {n_in}")
         if not schema.min_output <= n_out <= schema.max_output:
-            raise VerifyException(
-                f"{self.name} has {schema.min_output}..{schema.max_output} outputs, got {n_out}"
-            )
-        for key in self.attributes:
-            if "." not in key and key not in schema.attributes:
+            raise VerifyException(f"{self.name} has {_count(schema.min_output, schema.max_output, 'output')}, got {n_out}")
+        for key, value in self.attributes.items():
+            if "." in key:
+                continue
+            if key not in schema.attributes:
                 raise VerifyException(f"{self.name} has no attribute '{key}'")
+            kind = _ATTRIBUTE_KINDS.get(schema.attributes[key].type)
+            if kind is not None and not isinstance(value, kind[0]):
+                raise VerifyException(f"{self.name} attribute '{key}' must be {kind[1]}, got {value}")
         for key, attr in schema.attributes.items():
             if attr.required and key not in self.attributes:
                 raise VerifyException(f"{self.name} requires attribute '{key}'")
@@ -109,6 +110,26 @@ class OnnxOp(IRDLOperation):
         if key not in self.attributes:
             return default
         return attribute_value(self.attributes[key])
+
+
+def _count(low: int, high: int, noun: str) -> str:
+    if low == high:
+        return f"{low} {noun}{'s' if low != 1 else ''}"
+    if high >= 2**31 - 1:
+        return f"at least {low} {noun}{'s' if low != 1 else ''}"
+    return f"{low} to {high} {noun}s"
+
+
+_A = onnx.defs.OpSchema.AttrType
+_ATTRIBUTE_KINDS: dict[Any, tuple[type | tuple[type, ...], str]] = {
+    _A.INT: (IntegerAttr, "an integer"),
+    _A.FLOAT: (FloatAttr, "a float"),
+    _A.STRING: (StringAttr, "a string"),
+    _A.INTS: (DenseArrayBase, "array<i64: ...>"),
+    _A.FLOATS: (DenseArrayBase, "array<f32: ...>"),
+    _A.STRINGS: (ArrayAttr, "a list of strings"),
+    _A.TENSOR: (DenseIntOrFPElementsAttr, "a dense<...> tensor"),
+}
 
 
 def attribute_value(attr: Attribute) -> Any:

@@ -41,7 +41,7 @@ class ChooseCompressionPass(ModulePass):
 
     sparsity: str = "none"
     precision: str = "fp32"
-    skip: str = ""
+    skip: tuple[str, ...] = ()
 
     def decision(self) -> Decision:
         nm = parse_nm(self.sparsity)
@@ -55,7 +55,7 @@ class ChooseCompressionPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         decision = self.decision()
-        skip = {s for s in self.skip.split(",") if s}
+        skip = {name for names in self.skip for name in names.split(",") if name}
         layers = [o for o in op.walk() if is_compressible_layer(o)]
         unknown = skip - {layer_name(o) for o in layers}
         if unknown:

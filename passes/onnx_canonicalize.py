@@ -93,7 +93,7 @@ class FoldBatchNormIntoConv(RewritePattern):
         gamma, beta, mean, var = params
         s = (gamma / np.sqrt(var + np.float32(op.attr("epsilon", 1e-5)))).astype(np.float32)
         w_name = weight_name(conv.operands[1])
-        b_name = weight_name(conv.operands[2]) if has_input(conv, 2) else w_name + ".bias"
+        b_name = weight_name(conv.operands[2]) if has_input(conv, 2) else w_name.removesuffix(".weight") + ".bias"
         w_op = new_initializer(self.store, w_name, "bnfold", (w * s.reshape(-1, 1, 1, 1)).astype(np.float32))
         b_op = new_initializer(self.store, b_name, "bnfold", ((b - mean) * s + beta).astype(np.float32))
         new = type(conv)([conv.operands[0], w_op.output, b_op.output], [op.results[0].type], dict(conv.attributes))

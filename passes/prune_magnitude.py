@@ -23,6 +23,7 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
+from xdsl.transforms.dead_code_elimination import dce
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from spaq.compiler.errors import SpaqError
@@ -68,3 +69,4 @@ class PruneMagnitudePass(ModulePass):
             pack = PackOp(pruned.output, pattern)
             Rewriter.insert_op([pruned, pack], InsertPoint.before(layer))
             layer.operands[1] = pack.results[0]
+        dce(op)  # the unpruned weights

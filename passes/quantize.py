@@ -32,6 +32,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType, i32
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.transforms.dead_code_elimination import dce
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from spaq.compiler.errors import SpaqError
@@ -62,8 +63,9 @@ def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, 
         if key is None:
             raise SpaqError(f"calibration file '{path}' has no array '{name}'")
         array = data[key].astype(np.float32)
-        if array.size % prod(shape):
-            raise SpaqError(f"calibration array '{key}' of shape {array.shape} does not split into inputs of shape {shape}")
+        if prod(array.shape[1:]) != prod(shape[1:]) or len(array) % shape[0]:
+            raise SpaqError(f"calibration array '{key}' has shape {array.shape}; input '{name}' needs "
+                            f"samples of {prod(shape[1:])} values in batches of {list(shape)}")
         runs[name] = array.reshape((-1, *shape))
     count = min(len(r) for r in runs.values())
     return [{name: r[i] for name, r in runs.items()} for i in range(count)]
@@ -238,3 +240,4 @@ class QuantizePass(ModulePass):
                 quantizer.propagate(node)
             else:
                 quantizer.dequantize_operands(node)
+        dce(op)  # the float weights the int8 ones replaced

@@ -1,9 +1,11 @@
-"""Write calib_1x8.npz, the calibration samples of the quantize lit tests.
+"""Write calib_1x8.npz and calib_1x16.npz, the calibration samples of the lit tests.
 
     .venv/bin/python lit_tests/Inputs/make_calib.py     # rewrites the file next to this script
 
-One array `x`, float32 [4, 8]: four samples of a [1, 8] input (or two of a [1, 1, 4, 4]
-one: quantize reshapes to the compiled input shape). The values are exact in float32 and
+One array `x`: float32 [4, 8], four samples of an 8-value input such as [1, 8] or
+[1, 1, 2, 4] (quantize reshapes each sample to the compiled input shape); calib_1x16.npz
+holds the same values as [2, 16], two samples of a 16-value input such as [1, 1, 4, 4];
+calib_1x2.npz as [16, 2], sixteen samples of a [1, 2] input. The values are exact in float32 and
 chosen for easy arithmetic in the CHECK lines:
 - max|x| over all samples is 1.27, so the per-tensor input scale is 1.27 / 127 = 0.01;
 The zip entries get a fixed timestamp, so a rerun writes byte-identical output.
@@ -35,6 +37,7 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("calib_1x8.npz")
-    write_npz(out, x=X)
-    print(f"wrote {out} ({out.stat().st_size} bytes)")
+    for name, array in (("calib_1x8.npz", X), ("calib_1x16.npz", X.reshape(2, 16)), ("calib_1x2.npz", X.reshape(16, 2))):
+        out = Path(__file__).with_name(name)
+        write_npz(out, x=array)
+        print(f"wrote {out} ({out.stat().st_size} bytes)")

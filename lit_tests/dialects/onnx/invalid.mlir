@@ -4,7 +4,7 @@
 // inline value of an Initializer. Syntax errors (--parsing-diagnostics) report with a location.
 
 // Operand count.
-// CHECK: onnx.Relu takes 1..1 inputs, got 2
+// CHECK: onnx.Relu takes 1 input, got 2
 func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %y = onnx.Relu(%x, %x) : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
   func.return %y : tensor<4xf32>
@@ -12,7 +12,7 @@ func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
-// CHECK: onnx.Conv takes 2..3 inputs, got 1
+// CHECK: onnx.Conv takes 2 to 3 inputs, got 1
 func.func @main(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
   %y = onnx.Conv(%x) : (tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32>
   func.return %y : tensor<1x1x4x4xf32>
@@ -21,7 +21,7 @@ func.func @main(%x: tensor<1x1x4x4xf32>) -> tensor<1x1x4x4xf32> {
 // -----
 
 // Result count.
-// CHECK: onnx.Dropout has 1..2 outputs, got 3
+// CHECK: onnx.Dropout has 1 to 2 outputs, got 3
 func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %a, %b, %c = onnx.Dropout(%x) : (tensor<4xf32>) -> (tensor<4xf32>, tensor<4xi1>, tensor<4xi1>)
   func.return %a : tensor<4xf32>
@@ -78,3 +78,19 @@ func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   %y = onnx.Frobnicate(%x) : (tensor<4xf32>) -> tensor<4xf32>
   func.return %y : tensor<4xf32>
 }
+
+// -----
+
+func.func @attribute_type(%x: tensor<2x3x4xf32>) -> tensor<2x12xf32> {
+  %y = onnx.Flatten(%x) {axis = "one"} : (tensor<2x3x4xf32>) -> tensor<2x12xf32>
+  func.return %y : tensor<2x12xf32>
+}
+// CHECK: onnx.Flatten attribute 'axis' must be an integer, got "one"
+
+// -----
+
+func.func @variadic(%x: tensor<2xf32>) -> tensor<2xf32> {
+  %y = onnx.Concat() {axis = 0 : i64} : () -> tensor<2xf32>
+  func.return %y : tensor<2xf32>
+}
+// CHECK: onnx.Concat takes at least 1 input, got 0
