@@ -74,7 +74,7 @@ class Evaluation:
         """Results of one op on `args` (constant folding uses this)."""
         fn = KERNELS.get(op.name)
         if fn is None:
-            raise SpaqError(f"the reference evaluator cannot run '{op.name}'{_where(op)}")
+            raise SpaqError(f"the reference evaluator cannot run '{op.name}'{where(op)}")
         return fn(self, op, args)
 
     def run(self, func: FuncOp, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -105,7 +105,8 @@ def evaluate(module: ModuleOp, ctx: Context, inputs: dict[str, np.ndarray],
     return Evaluation(weights_of(ctx), record).run(main_func(module), inputs)
 
 
-def _where(op: Operation) -> str:
+def where(op: Operation) -> str:
+    """` (node 'conv1')` for messages, or nothing."""
     node = op.attributes.get("onnx.node")
     return f" (node '{node.data}')" if isinstance(node, StringAttr) else ""
 
@@ -114,6 +115,10 @@ def _result_type(op: Operation, i: int = 0) -> TensorType:
     t = op.results[i].type
     assert isinstance(t, TensorType)
     return t
+
+
+def result_shape(op: Operation, i: int = 0) -> tuple[int, ...]:
+    return tuple(_result_type(op, i).get_shape())
 
 
 def _prop_array(op: Operation, name: str, default: Any = None) -> np.ndarray | None:
@@ -149,16 +154,6 @@ def _identity(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray
     return [args[0], *mask]
 
 
-@kernel("onnx.Flatten")
-def _flatten(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
-    return [args[0].reshape(_result_type(op).get_shape())]
-
-
-@kernel("onnx.Reshape")
-def _reshape(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
-    return [args[0].reshape(_result_type(op).get_shape())]
-
-
 @kernel("onnx.Transpose")
 def _transpose(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.transpose(args[0], op.attr("perm")))]
@@ -172,7 +167,7 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
     oc, _, kh, kw = w.shape
     attr = conv_attributes(op, kh, kw)
     if attr["group"] != 1:
-        raise SpaqError(f"grouped convolution is not supported yet{_where(op)}")
+        raise SpaqError(f"grouped convolution is not supported yet{where(op)}")
     _, _, oh, ow = _result_type(op).get_shape()
     wmat = w.reshape(oc, -1)
     out = []
@@ -184,17 +179,29 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
 
 
 def conv_attributes(op: Operation, kh: int, kw: int) -> dict[str, Any]:
-    """Conv / MaxPool window attributes with ONNX defaults: group, strides, pads [t, l, b, r], dilations."""
+    """Conv / MaxPool window attributes with ONNX defaults: group, strides, pads [t, l, b, r],
+    dilations. auto_pad and ceil_mode become explicit pads that give the result's shape."""
     get = op.attr if isinstance(op, onnx_d.OnnxOp) else (lambda k, d=None: _list_attr(op, k, d))
-    if get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
-        raise SpaqError(f"auto_pad is not supported yet{_where(op)}")
+    strides = list(get("strides", [1, 1]))
+    dilations = list(get("dilations", [1, 1]))
     pads = list(get("pads", [0, 0, 0, 0]))  # ONNX: [top, left, bottom, right]
-    return {
-        "group": int(get("group", 1)),
-        "strides": list(get("strides", [1, 1])),
-        "pads": [pads[0], pads[1], pads[2], pads[3]],
-        "dilations": list(get("dilations", [1, 1])),
-    }
+    auto_pad = get("auto_pad", "NOTSET")
+    in_hw = op.operands[0].type.get_shape()[2:]
+    out_hw = result_shape(op)[2:]
+    if len(in_hw) != 2:
+        raise SpaqError(f"only 2-D windows are supported{where(op)}")
+    if auto_pad not in ("NOTSET", "VALID"):
+        pads = [0, 0, 0, 0]
+        for i, (n, o, k) in enumerate(zip(in_hw, out_hw, (kh, kw))):
+            total = max(0, (o - 1) * strides[i] + (k - 1) * dilations[i] + 1 - n)
+            small, big = total // 2, total - total // 2
+            pads[i], pads[i + 2] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    for i, (n, o, k) in enumerate(zip(in_hw, out_hw, (kh, kw))):  # ceil_mode: pad the far side
+        needed = (o - 1) * strides[i] + (k - 1) * dilations[i] + 1 - n - pads[i]
+        pads[i + 2] = max(pads[i + 2], needed)
+    return {"group": int(get("group", 1)), "strides": strides, "pads": pads, "dilations": dilations}
 
 
 def _list_attr(op: Operation, key: str, default: Any) -> Any:
@@ -204,14 +211,14 @@ def _list_attr(op: Operation, key: str, default: Any) -> Any:
     return onnx_d.attribute_value(attr)
 
 
-def _float_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+def float_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return core.gemm(a.astype(np.float32), w.astype(np.float32), DType.F32, DType.F32)
 
 
 @kernel("onnx.Conv")
 def _conv(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x, w, *rest = args
-    y = conv_nchw(x, w, op, _float_gemm)
+    y = conv_nchw(x, w, op, float_gemm)
     if rest and rest[0] is not None:
         y = (y + rest[0].astype(np.float32)[None, :, None, None]).astype(np.float32)
     return [y]
@@ -223,7 +230,7 @@ def _gemm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
     if op.attr("transA", 0):
         a = a.T
     w = b if op.attr("transB", 0) else b.T  # W as [N, K]
-    y = _float_gemm(a, w) * np.float32(op.attr("alpha", 1.0))
+    y = float_gemm(a, w) * np.float32(op.attr("alpha", 1.0))
     if rest and rest[0] is not None:
         y = y + np.float32(op.attr("beta", 1.0)) * rest[0].astype(np.float32)
     return [y.astype(np.float32)]
@@ -231,7 +238,10 @@ def _gemm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
 
 @kernel("onnx.MatMul")
 def _matmul(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
-    return [np.matmul(args[0].astype(np.float32), args[1].astype(np.float32))]
+    a, b = args
+    if np.issubdtype(a.dtype, np.integer):
+        return [np.matmul(a.astype(np.int64), b.astype(np.int64)).astype(a.dtype)]
+    return [np.matmul(a.astype(np.float32), b.astype(np.float32))]
 
 
 @kernel("onnx.BatchNormalization")
@@ -247,13 +257,8 @@ def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
     """On a symmetric quantized tensor (zero point 0) Relu is max(q, 0) on the integers."""
     q = quant.quant_type_of(op.results[0].type)
     if q is not None and not q.symmetric:
-        raise SpaqError(f"Relu on an asymmetric quantized tensor is not supported{_where(op)}")
+        raise SpaqError(f"Relu on an asymmetric quantized tensor is not supported{where(op)}")
     return [np.maximum(args[0], np.zeros((), args[0].dtype))]
-
-
-@kernel("onnx.Add")
-def _add(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
-    return [np.add(args[0], args[1]).astype(args[0].dtype)]
 
 
 @kernel("onnx.MaxPool")
@@ -294,7 +299,7 @@ def _sparse_matmul(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.nd
     if np.issubdtype(x.dtype, np.integer):
         y = core.gemm(x, w, isa_dtype(op.operands[0].type.element_type), isa_dtype(op.operands[1].type.element_type))
     else:
-        y = _float_gemm(x, w)
+        y = float_gemm(x, w)
     if rest and rest[0] is not None:
         y = (y.astype(np.int64) + rest[0]).astype(np.int32) if y.dtype == np.int32 else (y + rest[0]).astype(np.float32)
     return [y]
@@ -373,3 +378,11 @@ def _qgemm(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, w, *rest = args
     y = _int_gemm_fn(op)(x, w)
     return [_add_bias_i32(y, rest[0] if rest else None, 1)]
+
+
+@kernel("onnx.Flatten")
+def _flatten(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
+    return [args[0].reshape(result_shape(op))]
+
+
+from spaq.compiler import onnx_kernels  # noqa: E402,F401  (registers the rest of ONNX)

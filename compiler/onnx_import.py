@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import numpy_helper
 from xdsl.context import Context
 from xdsl.dialects.builtin import (
@@ -60,8 +61,26 @@ def import_onnx_bytes(data: bytes, ctx: Context, shapes: dict[str, list[int]] | 
     return import_model(model, ctx, shapes)
 
 
+CANONICAL_OPSET = onnx_d.OPSET
+"""Every model is converted to this opset on import (onnx's version converter), so the
+dialect, the evaluator and the lowering implement one version of each operator."""
+
+
+def canonical_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if version is None:
+        raise SpaqError("the model imports no ONNX operator set")
+    if version == CANONICAL_OPSET:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, CANONICAL_OPSET)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SpaqError(f"cannot convert the model from opset {version} to {CANONICAL_OPSET}: {first}") from None
+
+
 def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
-    model = _fix_input_shapes(model, shapes or {})
+    model = canonical_opset(_fix_input_shapes(model, shapes or {}))
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:

@@ -26,6 +26,9 @@ _ONNX_TO_XDSL: dict[int, Attribute] = {
     TensorProto.INT16: IntegerType(16),
     TensorProto.INT32: IntegerType(32),
     TensorProto.INT64: IntegerType(64),
+    TensorProto.UINT16: IntegerType(16, Signedness.UNSIGNED),
+    TensorProto.UINT32: IntegerType(32, Signedness.UNSIGNED),
+    TensorProto.UINT64: IntegerType(64, Signedness.UNSIGNED),
     TensorProto.BOOL: i1,
 }
 

@@ -1,7 +1,7 @@
 """The `onnx` dialect: graph-level ops 1:1 with ONNX operators.
 
 One op class per supported ONNX operator, generated from `SUPPORTED_OPS` and verified
-against ONNX's own operator schemas (`onnx.defs`): the number of inputs and outputs, the
+against ONNX's own operator schemas (`onnx.defs`, opset 21): the number of inputs and outputs, the
 attribute names, and the required attributes. ONNX attributes are the op's attributes:
 ints as `i64`, floats as `f32`, int and float lists as `array<i64: ...>` / `array<f32: ...>`,
 strings as strings, tensors as `dense<...>`.
@@ -66,6 +66,9 @@ SUPPORTED_OPS: tuple[str, ...] = (
 )
 
 
+OPSET = 21  # the importer converts every model to this opset (compiler/onnx_import.py)
+
+
 class OnnxOp(IRDLOperation):
     """Base of every generated `onnx.<OpType>` op: variadic inputs and outputs, ONNX
     attributes as the op's attributes."""
@@ -87,7 +90,7 @@ class OnnxOp(IRDLOperation):
         return self.name.removeprefix("onnx.")
 
     def verify_(self) -> None:
-        schema = onnx.defs.get_schema(self.op_type)
+        schema = onnx.defs.get_schema(self.op_type, OPSET)
         n_in, n_out = len(self.inputs), len(self.outputs)
         if not schema.min_input <= n_in <= schema.max_input:
             raise VerifyException(f"{self.name} takes {_count(schema.min_input, schema.max_input, 'input')}, got {n_in}")

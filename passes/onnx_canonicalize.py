@@ -5,8 +5,9 @@
   (W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β), as new weights `<w>.bnfold`.
 - Gemm is normalised to `Y = X·Wᵀ + b` with a constant W stored [N, K] (`transB = 1`,
   alpha and beta folded into the weights): the form later passes and the machine use.
-- Any op whose inputs are all constants is evaluated by the reference evaluator and
-  replaced by an `onnx.Initializer`.
+- Shape subgraphs fold away: `onnx.Shape` of any tensor is a constant (shapes are static
+  after import), and any op whose inputs are all constants is evaluated by the reference
+  evaluator and replaced by an `onnx.Initializer`.
 
 ```mlir
 // before
@@ -131,6 +132,21 @@ class NormalizeGemm(RewritePattern):
 
 
 @dataclass
+class FoldShape(RewritePattern):
+    """Shapes are static after import: `onnx.Shape` of any tensor is a constant."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Shape"):
+            return
+        shape = np.asarray(op.operands[0].type.get_shape(), np.int64)
+        start, end = op.attr("start", 0), op.attr("end", None)
+        base = op.results[0].name_hint or "shape"
+        rewriter.replace(op, [new_initializer(self.store, base, "folded", shape[start:end])])
+
+
+@dataclass
 class FoldConstants(RewritePattern):
     store: WeightStore
 
@@ -152,5 +168,6 @@ class OnnxCanonicalizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         store = weights_of(ctx)
-        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), FoldConstants(store)]
+        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), FoldShape(store),
+                    FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -1,0 +1,426 @@
+"""ONNX operator semantics for the reference evaluator (opset 21, the importer's canonical
+opset), in numpy float32 where ONNX says float.
+
+Each kernel takes the op and its input arrays (None for an omitted optional input) and
+returns the output arrays. Conv, pooling, Gemm and Softmax go through the reference core
+(backends/sparrow/core.py) so that the evaluator computes what the machine computes;
+elementwise and data-movement ops are plain numpy. Registered into the evaluator's
+KERNELS table by `onnx.<OpType>` name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from xdsl.ir import Operation
+
+from spaq.compiler.errors import SpaqError
+from spaq.compiler.evaluator import Evaluation, conv_nchw, float_gemm, kernel, result_shape, where
+
+# ------------------------------------------------------------------ elementwise
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64 by math.erf's definition, vectorised through the complementary
+    error function's continued-fraction-free series: exact to float32 rounding."""
+    flat = np.asarray(x, np.float64).ravel()
+    return np.fromiter((math.erf(v) for v in flat), np.float64, flat.size).reshape(np.shape(x))
+
+
+def _same_type(fn: Callable[..., np.ndarray]) -> Callable[[Evaluation, Operation, list[Any]], list[np.ndarray]]:
+    def run(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+        out = fn(op, *args)
+        return [np.asarray(out).astype(args[0].dtype, copy=False)]
+
+    return run
+
+
+UNARY: dict[str, Callable[..., np.ndarray]] = {
+    "Abs": lambda op, x: np.abs(x),
+    "Neg": lambda op, x: np.negative(x),
+    "Sqrt": lambda op, x: np.sqrt(x),
+    "Reciprocal": lambda op, x: np.reciprocal(x),
+    "Exp": lambda op, x: np.exp(x),
+    "Log": lambda op, x: np.log(x),
+    "Tanh": lambda op, x: np.tanh(x),
+    "Erf": lambda op, x: erf(x),
+    "Floor": lambda op, x: np.floor(x),
+    "Ceil": lambda op, x: np.ceil(x),
+    "Sigmoid": lambda op, x: 1 / (1 + np.exp(-x.astype(np.float64))),
+    "LeakyRelu": lambda op, x: np.where(x >= 0, x, x * np.float32(op.attr("alpha", 0.01))),
+    "HardSigmoid": lambda op, x: np.clip(x * np.float32(op.attr("alpha", 0.2)) + np.float32(op.attr("beta", 0.5)), 0, 1),
+    "HardSwish": lambda op, x: x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1),
+    "Gelu": lambda op, x: _gelu(x, op.attr("approximate", "none")),
+}
+
+BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
+    "Div": lambda a, b: (np.fix(a / b) if np.issubdtype(a.dtype, np.integer) else np.divide(a, b)),
+    "Pow": lambda a, b: np.power(a.astype(np.float64), b).astype(a.dtype),
+    "PRelu": lambda x, s: np.where(x >= 0, x, x * s),
+}
+
+COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "And": np.logical_and,
+}
+
+VARIADIC: dict[str, Callable[[list[np.ndarray]], np.ndarray]] = {
+    "Max": lambda xs: _fold(np.maximum, xs), "Min": lambda xs: _fold(np.minimum, xs),
+    "Sum": lambda xs: _fold(np.add, xs), "Mean": lambda xs: _fold(np.add, xs) / np.float32(len(xs)),
+}
+
+
+def _fold(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], xs: list[np.ndarray]) -> np.ndarray:
+    out = xs[0]
+    for x in xs[1:]:
+        out = fn(out, x)
+    return out
+
+
+def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    x64 = x.astype(np.float64)
+    if approximate == "tanh":
+        return 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
+    return 0.5 * x64 * (1 + erf(x64 / math.sqrt(2)))
+
+
+for _name, _fn in UNARY.items():
+    kernel(f"onnx.{_name}")(_same_type(_fn))
+
+for _name, _fn in BINARY.items():
+    kernel(f"onnx.{_name}")(_same_type(lambda op, a, b, _f=_fn: _f(a, b)))
+
+
+def _compare(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+    return lambda ev, op, args: [fn(args[0], args[1])]
+
+
+for _name, _fn in COMPARE.items():
+    kernel(f"onnx.{_name}")(_compare(_fn))
+
+for _name, _fn in VARIADIC.items():
+    kernel(f"onnx.{_name}")(lambda ev, op, args, _f=_fn: [np.asarray(_f(args)).astype(args[0].dtype)])
+
+
+@kernel("onnx.Not")
+def _not(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [np.logical_not(args[0])]
+
+
+@kernel("onnx.Where")
+def _where(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [np.where(args[0], args[1], args[2])]
+
+
+@kernel("onnx.Clip")
+def _clip(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, lo, hi = (args + [None, None])[:3]
+    y = x
+    if lo is not None:
+        y = np.maximum(y, lo)
+    if hi is not None:
+        y = np.minimum(y, hi)
+    return [y.astype(x.dtype)]
+
+
+@kernel("onnx.Cast")
+def _cast(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    from onnx import helper
+
+    return [args[0].astype(helper.tensor_dtype_to_np_dtype(op.attr("to")))]
+
+
+# ------------------------------------------------------------------ reductions and normalisation
+
+
+def _axes(op: Operation, args: list[Any], rank: int) -> tuple[int, ...] | None:
+    """Reduction axes from the `axes` input (opset 18+) or attribute; None = all."""
+    axes = args[1] if len(args) > 1 and args[1] is not None else op.attr("axes")
+    if axes is None or len(axes) == 0:
+        return () if op.attr("noop_with_empty_axes", 0) else None
+    return tuple(int(a) % rank for a in np.asarray(axes).ravel())
+
+
+REDUCE: dict[str, Callable[..., np.ndarray]] = {
+    "ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max, "ReduceMin": np.min,
+    "ReduceL2": lambda x, axis, keepdims: np.sqrt(np.sum(x.astype(np.float64) ** 2, axis=axis, keepdims=keepdims)),
+}
+
+
+def _reduce(fn: Callable[..., np.ndarray]):
+    def run(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+        x = args[0]
+        axes = _axes(op, args, x.ndim)
+        if axes == ():
+            return [x]
+        y = fn(x, axis=axes, keepdims=bool(op.attr("keepdims", 1)))
+        return [np.asarray(y).astype(x.dtype)]
+
+    return run
+
+
+for _name, _fn in REDUCE.items():
+    kernel(f"onnx.{_name}")(_reduce(_fn))
+
+
+@kernel("onnx.LogSoftmax")
+def _log_softmax(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0].astype(np.float64)
+    axis = op.attr("axis", -1)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return [(shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(args[0].dtype)]
+
+
+@kernel("onnx.LayerNormalization")
+def _layer_norm(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, scale, bias = (args + [None])[:3]
+    axis = op.attr("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    x32 = x.astype(np.float32)
+    mean = x32.mean(axis=axes, keepdims=True)
+    var = ((x32 - mean) ** 2).mean(axis=axes, keepdims=True)
+    inv = 1 / np.sqrt(var + np.float32(op.attr("epsilon", 1e-5)))
+    y = (x32 - mean) * inv * scale
+    if bias is not None:
+        y = y + bias
+    outs = [y.astype(x.dtype), mean, inv]
+    return outs[: len(op.results)]
+
+
+@kernel("onnx.LRN")
+def _lrn(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0].astype(np.float64)
+    size = op.attr("size")
+    alpha, beta, bias = op.attr("alpha", 1e-4), op.attr("beta", 0.75), op.attr("bias", 1.0)
+    sq = np.pad(x**2, [(0, 0), ((size - 1) // 2, size // 2)] + [(0, 0)] * (x.ndim - 2))
+    window = sum(sq[:, i : i + x.shape[1]] for i in range(size))
+    return [(x / (bias + alpha / size * window) ** beta).astype(args[0].dtype)]
+
+
+# ------------------------------------------------------------------ data movement
+
+
+@kernel("onnx.Shape")
+def _shape(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    shape = np.asarray(args[0].shape, np.int64)
+    start, end = op.attr("start", 0), op.attr("end", None)
+    return [shape[start:end]]
+
+
+@kernel("onnx.Reshape", "onnx.Squeeze", "onnx.Unsqueeze", "onnx.Expand")
+def _to_result_shape(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    """Shape-changing ops whose result shape the IR type already states."""
+    shape = result_shape(op)
+    x = args[0]
+    if op.name == "onnx.Expand":
+        return [np.broadcast_to(x, shape).copy()]
+    return [x.reshape(shape)]
+
+
+@kernel("onnx.Concat")
+def _concat(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [np.concatenate(args, axis=op.attr("axis"))]
+
+
+@kernel("onnx.Split")
+def _split(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, axis = args[0], op.attr("axis", 0)
+    sizes = [result_shape(op, i)[axis] for i in range(len(op.results))]
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+@kernel("onnx.Slice")
+def _slice(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, starts, ends = args[0], args[1], args[2]
+    axes = args[3] if len(args) > 3 and args[3] is not None else np.arange(len(starts))
+    steps = args[4] if len(args) > 4 and args[4] is not None else np.ones(len(starts), np.int64)
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        dim = x.shape[int(a)]
+        s, e, st = int(s), int(e), int(st)
+        if st > 0:
+            s, e = (max(0, min(dim, v + dim if v < 0 else v)) for v in (s, e))
+        else:
+            s = max(-1, min(dim - 1, s + dim if s < 0 else s))
+            e = max(-1, min(dim - 1, e + dim if e < 0 else e))
+            e = None if e == -1 else e
+        index[int(a)] = slice(s, e, st)
+    return [x[tuple(index)].copy()]
+
+
+@kernel("onnx.Gather")
+def _gather(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, idx = args
+    axis = op.attr("axis", 0) % x.ndim
+    idx = np.where(idx < 0, idx + x.shape[axis], idx)
+    return [np.take(x, idx, axis=axis)]
+
+
+@kernel("onnx.Tile")
+def _tile(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [np.tile(args[0], args[1])]
+
+
+@kernel("onnx.Pad")
+def _pad(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, pads = args[0], np.asarray(args[1])
+    value = args[2] if len(args) > 2 and args[2] is not None else 0
+    axes = args[3] if len(args) > 3 and args[3] is not None else np.arange(x.ndim)
+    width = [(0, 0)] * x.ndim
+    for i, a in enumerate(axes):
+        width[int(a) % x.ndim] = (int(pads[i]), int(pads[i + len(axes)]))
+    if min(min(w) for w in width) < 0:
+        raise SpaqError(f"negative Pad amounts are not supported{where(op)}")
+    mode = op.attr("mode", "constant")
+    if mode == "constant":
+        return [np.pad(x, width, constant_values=np.asarray(value).item() if np.size(value) else 0)]
+    return [np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+
+
+@kernel("onnx.ConstantOfShape")
+def _constant_of_shape(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    value = op.attr("value")
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).ravel()
+    return [np.full(tuple(int(d) for d in args[0]), fill[0], dtype=fill.dtype)]
+
+
+@kernel("onnx.Range")
+def _range(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    start, limit, delta = (np.asarray(a).item() for a in args)
+    return [np.arange(start, limit, delta).astype(args[0].dtype)]
+
+
+@kernel("onnx.Einsum")
+def _einsum(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [np.einsum(op.attr("equation"), *args).astype(args[0].dtype)]
+
+
+# ------------------------------------------------------------------ pooling, resize
+
+
+@kernel("onnx.GlobalAveragePool", "onnx.GlobalMaxPool")
+def _global_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    fn = np.mean if op.name.endswith("AveragePool") else np.max
+    x = args[0]
+    return [fn(x, axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+
+
+@kernel("onnx.AveragePool")
+def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    if x.ndim != 4:
+        raise SpaqError(f"AveragePool supports 2-D pooling only{where(op)}")
+    kh, kw = op.attr("kernel_shape")
+    sh, sw = op.attr("strides", [1, 1])
+    dh, dw = op.attr("dilations", [1, 1])
+    pt, pl, pb, pr = op.attr("pads", [0, 0, 0, 0])
+    _, _, oh, ow = result_shape(op)
+    padded = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pt, pb + sh * oh), (pl, pr + sw * ow)])
+    ones = np.pad(np.ones(x.shape[2:]), [(pt, pb + sh * oh), (pl, pr + sw * ow)])
+    inside = np.pad(np.ones(x.shape[2:]), [(0, pt + pb + sh * oh), (0, pl + pr + sw * ow)])
+    total = np.zeros(x.shape[:2] + (oh, ow))
+    count = np.zeros((oh, ow))
+    counted = ones if not op.attr("count_include_pad", 0) else np.roll(np.roll(inside, pt, 0), pl, 1)
+    limit_h, limit_w = x.shape[2] + pt + pb, x.shape[3] + pl + pr
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * oh, sh)
+            cols = slice(j * dw, j * dw + sw * ow, sw)
+            total += padded[:, :, rows, cols]
+            valid = (np.arange(i * dh, i * dh + sh * oh, sh)[:, None] < limit_h) & \
+                    (np.arange(j * dw, j * dw + sw * ow, sw)[None, :] < limit_w)
+            count += counted[rows, cols] * valid
+    return [(total / count).astype(x.dtype)]
+
+
+@kernel("onnx.Resize")
+def _resize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    out_shape = result_shape(op)
+    scales = args[2] if len(args) > 2 and args[2] is not None and np.size(args[2]) else None
+    mode = op.attr("mode", "nearest")
+    ctm = op.attr("coordinate_transformation_mode", "half_pixel")
+    y = x.astype(np.float64)
+    for axis, (n_in, n_out) in enumerate(zip(x.shape, out_shape)):
+        if n_in == n_out:
+            continue
+        scale = float(scales[axis]) if scales is not None else n_out / n_in
+        o = np.arange(n_out, dtype=np.float64)
+        if ctm == "asymmetric":
+            src = o / scale
+        elif ctm == "align_corners":
+            src = o * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(o)
+        elif ctm in ("half_pixel", "pytorch_half_pixel"):
+            src = (o + 0.5) / scale - 0.5
+            if ctm == "pytorch_half_pixel" and n_out == 1:
+                src = np.zeros_like(o)
+        else:
+            raise SpaqError(f"Resize coordinate_transformation_mode '{ctm}' is not supported{where(op)}")
+        if mode == "nearest":
+            rule = op.attr("nearest_mode", "round_prefer_floor")
+            idx = {"floor": np.floor, "ceil": np.ceil,
+                   "round_prefer_floor": lambda v: np.ceil(v - 0.5),
+                   "round_prefer_ceil": lambda v: np.floor(v + 0.5)}[rule](src)
+            y = np.take(y, np.clip(idx.astype(np.int64), 0, n_in - 1), axis=axis)
+        elif mode == "linear":
+            src = np.clip(src, 0, n_in - 1)
+            lo = np.floor(src).astype(np.int64)
+            hi = np.minimum(lo + 1, n_in - 1)
+            frac = (src - lo).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
+            y = np.take(y, lo, axis=axis) * (1 - frac) + np.take(y, hi, axis=axis) * frac
+        else:
+            raise SpaqError(f"Resize mode '{mode}' is not supported{where(op)}")
+    return [y.astype(x.dtype)]
+
+
+# ------------------------------------------------------------------ convolution family
+
+
+@kernel("onnx.ConvTranspose")
+def _conv_transpose(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, w, *rest = args
+    if x.ndim != 4 or op.attr("group", 1) != 1:
+        raise SpaqError(f"ConvTranspose supports 2-D, group 1 only{where(op)}")
+    n, c, h, wd = x.shape
+    _, oc, kh, kw = w.shape
+    sh, sw = op.attr("strides", [1, 1])
+    dh, dw = op.attr("dilations", [1, 1])
+    pt, pl, _, _ = op.attr("pads", [0, 0, 0, 0])
+    full = np.zeros((n, oc, (h - 1) * sh + (kh - 1) * dh + 1 + 2 * kh, (wd - 1) * sw + (kw - 1) * dw + 1 + 2 * kw))
+    cols = np.einsum("nchw,cokl->nohwkl", x.astype(np.float64), w.astype(np.float64))
+    for i in range(kh):
+        for j in range(kw):
+            full[:, :, i * dh : i * dh + (h - 1) * sh + 1 : sh, j * dw : j * dw + (wd - 1) * sw + 1 : sw] += cols[..., i, j]
+    _, _, oh, ow = result_shape(op)
+    y = full[:, :, pt : pt + oh, pl : pl + ow]
+    if rest and rest[0] is not None:
+        y = y + rest[0].reshape(1, -1, 1, 1)
+    return [y.astype(x.dtype)]
+
+
+@kernel("onnx.DequantizeLinear")
+def _dequantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, scale, zp = (args + [None])[:3]
+    axis = op.attr("axis", 1) % max(x.ndim, 1)
+    shape = [1] * x.ndim
+    if np.size(scale) > 1:
+        shape[axis] = -1
+    zp = np.zeros((), np.int64) if zp is None else zp.astype(np.int64).reshape(shape if np.size(zp) > 1 else ())
+    return [((x.astype(np.int64) - zp) * scale.reshape(shape if np.size(scale) > 1 else ())).astype(scale.dtype)]
+
+
+@kernel("onnx.QuantizeLinear")
+def _quantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, scale, zp = (args + [None])[:3]
+    axis = op.attr("axis", 1) % max(x.ndim, 1)
+    shape = [1] * x.ndim
+    if np.size(scale) > 1:
+        shape[axis] = -1
+    out_dtype = np.uint8 if zp is None else zp.dtype
+    zp64 = np.zeros((), np.int64) if zp is None else zp.astype(np.int64).reshape(shape if np.size(zp) > 1 else ())
+    info = np.iinfo(out_dtype)
+    q = np.rint(x.astype(np.float32) / scale.reshape(shape if np.size(scale) > 1 else ())) + zp64
+    return [np.clip(q, info.min, info.max).astype(out_dtype)]
