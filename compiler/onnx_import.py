@@ -84,8 +84,50 @@ def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[in
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:
-        raise SpaqError(f"ONNX shape inference failed: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SpaqError(f"ONNX shape inference failed: {first}") from None
+    if _unknown_shapes(model):
+        model = _shapes_by_running(model)
     return _GraphImporter(ctx, model.graph).run()
+
+
+def _static(t: onnx.TypeProto) -> bool:
+    tt = t.tensor_type
+    return t.HasField("tensor_type") and tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim)
+
+
+def _unknown_shapes(model: onnx.ModelProto) -> list[str]:
+    known = {v.name for v in [*model.graph.value_info, *model.graph.output] if _static(v.type)}
+    known |= {i.name for i in model.graph.initializer}
+    return [o for n in model.graph.node for o in n.output if o and o not in known]
+
+
+def _shapes_by_running(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shapes ONNX's inference leaves open (computed by shape subgraphs, which spaq folds
+    away) are static once the inputs are: run ONNX's reference implementation once on
+    zeros and record every intermediate's type."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    missing = _unknown_shapes(model)
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in missing)
+    inits = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for i in model.graph.input:
+        if i.name in inits:
+            continue
+        tt = i.type.tensor_type
+        feeds[i.name] = np.zeros([d.dim_value for d in tt.shape.dim], helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    try:
+        values = ReferenceEvaluator(probe).run(missing, feeds)
+    except Exception as e:
+        raise SpaqError(f"shapes of {', '.join(missing[:3])}... are unknown and could not be computed: {e}") from None
+    for name, value in zip(missing, values):
+        value = np.asarray(value)
+        elem = helper.np_dtype_to_tensor_dtype(value.dtype)
+        model.graph.value_info.append(helper.make_tensor_value_info(name, elem, value.shape))
+    return model
 
 
 def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from xdsl.ir import Operation
 
@@ -130,7 +131,13 @@ def _clip(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
 def _cast(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     from onnx import helper
 
-    return [args[0].astype(helper.tensor_dtype_to_np_dtype(op.attr("to")))]
+    to = np.dtype(helper.tensor_dtype_to_np_dtype(op.attr("to")))
+    x = args[0]
+    if to.kind == "V" or to.name.startswith("float8"):  # ml_dtypes float8: saturate like ONNX
+        if op.attr("saturate", 1) and x.dtype.kind == "f":
+            limit = float(ml_dtypes.finfo(to).max)
+            x = np.where(np.isinf(x), x, np.clip(x, -limit, limit))
+    return [x.astype(to)]
 
 
 # ------------------------------------------------------------------ reductions and normalisation

@@ -7,6 +7,10 @@ import numpy as np
 from onnx import TensorProto
 from xdsl.dialects.builtin import (
     BFloat16Type,
+    Float8E4M3FNType,
+    Float8E4M3FNUZType,
+    Float8E5M2FNUZType,
+    Float8E5M2Type,
     Float16Type,
     Float32Type,
     Float64Type,
@@ -30,6 +34,17 @@ _ONNX_TO_XDSL: dict[int, Attribute] = {
     TensorProto.UINT32: IntegerType(32, Signedness.UNSIGNED),
     TensorProto.UINT64: IntegerType(64, Signedness.UNSIGNED),
     TensorProto.BOOL: i1,
+    TensorProto.FLOAT8E4M3FN: Float8E4M3FNType(),
+    TensorProto.FLOAT8E4M3FNUZ: Float8E4M3FNUZType(),
+    TensorProto.FLOAT8E5M2: Float8E5M2Type(),
+    TensorProto.FLOAT8E5M2FNUZ: Float8E5M2FNUZType(),
+    TensorProto.INT4: IntegerType(4, Signedness.SIGNED),
+    TensorProto.UINT4: IntegerType(4, Signedness.UNSIGNED),
+}
+
+_FLOAT8 = {
+    Float8E4M3FNType: ml_dtypes.float8_e4m3fn, Float8E4M3FNUZType: ml_dtypes.float8_e4m3fnuz,
+    Float8E5M2Type: ml_dtypes.float8_e5m2, Float8E5M2FNUZType: ml_dtypes.float8_e5m2fnuz,
 }
 
 
@@ -55,10 +70,15 @@ def numpy_dtype(t: Attribute) -> np.dtype:
         return np.dtype(np.float16)
     if isinstance(t, BFloat16Type):
         return np.dtype(ml_dtypes.bfloat16)
+    if type(t) in _FLOAT8:
+        return np.dtype(_FLOAT8[type(t)])
     if isinstance(t, IntegerType):
         width = t.width.data
         if width == 1:
             return np.dtype(np.bool_)
+        if width == 4:
+            unsigned = t.signedness.data == Signedness.UNSIGNED
+            return np.dtype(ml_dtypes.uint4 if unsigned else ml_dtypes.int4)
         unsigned = t.signedness.data == Signedness.UNSIGNED
         for bits, s, u in ((8, np.int8, np.uint8), (16, np.int16, np.uint16),
                            (32, np.int32, np.uint32), (64, np.int64, np.uint64)):
