@@ -178,6 +178,14 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
     return np.stack(out)
 
 
+def kernel_2d(op: Operation) -> tuple[int, int]:
+    """A pooling op's 2-D kernel_shape (1-D and 3-D windows are not supported yet)."""
+    kernel = list(op.attr("kernel_shape"))
+    if len(kernel) != 2:
+        raise SpaqError(f"only 2-D windows are supported, got kernel_shape {kernel}{where(op)}")
+    return kernel[0], kernel[1]
+
+
 def conv_attributes(op: Operation, kh: int, kw: int) -> dict[str, Any]:
     """Conv / MaxPool window attributes with ONNX defaults: group, strides, pads [t, l, b, r],
     dilations. auto_pad and ceil_mode become explicit pads that give the result's shape."""
@@ -264,7 +272,7 @@ def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
 @kernel("onnx.MaxPool")
 def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x = args[0]
-    kh, kw = op.attr("kernel_shape")
+    kh, kw = kernel_2d(op)
     a = conv_attributes(op, kh, kw)
     _, c, oh, ow = _result_type(op).get_shape()
     out = [core.maxpool(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *a["strides"], *a["pads"],

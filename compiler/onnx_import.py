@@ -10,6 +10,7 @@ Symbolic input dimensions must be fixed by `shapes` (one error naming the input 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,9 @@ def _shapes_by_running(model: onnx.ModelProto) -> onnx.ModelProto:
         tt = i.type.tensor_type
         feeds[i.name] = np.zeros([d.dim_value for d in tt.shape.dim], helper.tensor_dtype_to_np_dtype(tt.elem_type))
     try:
-        values = ReferenceEvaluator(probe).run(missing, feeds)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = ReferenceEvaluator(probe).run(missing, feeds)
     except Exception as e:
         raise SpaqError(f"shapes of {', '.join(missing[:3])}... are unknown and could not be computed: {e}") from None
     for name, value in zip(missing, values):

@@ -19,7 +19,7 @@ import numpy as np
 from xdsl.ir import Operation
 
 from spaq.compiler.errors import SpaqError
-from spaq.compiler.evaluator import Evaluation, conv_nchw, float_gemm, kernel, result_shape, where
+from spaq.compiler.evaluator import Evaluation, conv_nchw, float_gemm, kernel, kernel_2d, result_shape, where
 
 # ------------------------------------------------------------------ elementwise
 
@@ -55,6 +55,18 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {
     "HardSigmoid": lambda op, x: np.clip(x * np.float32(op.attr("alpha", 0.2)) + np.float32(op.attr("beta", 0.5)), 0, 1),
     "HardSwish": lambda op, x: x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1),
     "Gelu": lambda op, x: _gelu(x, op.attr("approximate", "none")),
+    "Sign": lambda op, x: np.sign(x),
+    "Round": lambda op, x: np.round(x),
+    "Sin": lambda op, x: np.sin(x),
+    "Cos": lambda op, x: np.cos(x),
+    "Softplus": lambda op, x: np.logaddexp(0, x.astype(np.float64)),
+    "Softsign": lambda op, x: x / (1 + np.abs(x)),
+    "Elu": lambda op, x: np.where(x > 0, x, np.float32(op.attr("alpha", 1.0)) * np.expm1(x)),
+    "Selu": lambda op, x: np.float32(op.attr("gamma", 1.0507009873554805)) * np.where(
+        x > 0, x, np.float32(op.attr("alpha", 1.6732632423543772)) * np.expm1(x)),
+    "Celu": lambda op, x: np.maximum(0, x) + np.minimum(0, np.float32(op.attr("alpha", 1.0)) * np.expm1(
+        x / np.float32(op.attr("alpha", 1.0)))),
+    "ThresholdedRelu": lambda op, x: np.where(x > np.float32(op.attr("alpha", 1.0)), x, 0),
 }
 
 BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -64,8 +76,69 @@ BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "PRelu": lambda x, s: np.where(x >= 0, x, x * s),
 }
 
+
+@kernel("onnx.Mod")
+def _mod(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    a, b = args
+    out = np.fmod(a, b) if op.attr("fmod", 0) else np.mod(a, b)
+    return [out.astype(a.dtype)]
+
+
+@kernel("onnx.IsNaN", "onnx.IsInf")
+def _is_special(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    if op.name == "onnx.IsNaN":
+        return [np.isnan(x)]
+    pos, neg = op.attr("detect_positive", 1), op.attr("detect_negative", 1)
+    return [(np.isposinf(x) & bool(pos)) | (np.isneginf(x) & bool(neg))]
+
+
+@kernel("onnx.CastLike")
+def _cast_like(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    return [_saturating_cast(args[0], args[1].dtype, op.attr("saturate", 1))]
+
+
+@kernel("onnx.ArgMax", "onnx.ArgMin")
+def _arg(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, axis = args[0], op.attr("axis", 0)
+    pick = np.argmax if op.name == "onnx.ArgMax" else np.argmin
+    if op.attr("select_last_index", 0):
+        flipped = np.flip(x, axis=axis)
+        idx = x.shape[axis] - 1 - pick(flipped, axis=axis)
+    else:
+        idx = pick(x, axis=axis)
+    if op.attr("keepdims", 1):
+        idx = np.expand_dims(idx, axis)
+    return [idx.astype(np.int64)]
+
+
+@kernel("onnx.InstanceNormalization")
+def _instance_norm(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, scale, bias = args
+    axes = tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + np.float32(op.attr("epsilon", 1e-5))) * scale.reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype)]
+
+
+@kernel("onnx.DepthToSpace", "onnx.SpaceToDepth")
+def _depth_space(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, b = args[0], op.attr("blocksize")
+    n, c, h, w = x.shape
+    if op.name == "onnx.SpaceToDepth":
+        y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        return [y.reshape(n, c * b * b, h // b, w // b)]
+    if op.attr("mode", "DCR") == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return [y.reshape(n, c // (b * b), h * b, w * b)]
+
 COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "And": np.logical_and,
+    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor,
 }
 
 VARIADIC: dict[str, Callable[[list[np.ndarray]], np.ndarray]] = {
@@ -131,13 +204,15 @@ def _clip(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
 def _cast(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     from onnx import helper
 
-    to = np.dtype(helper.tensor_dtype_to_np_dtype(op.attr("to")))
-    x = args[0]
-    if to.kind == "V" or to.name.startswith("float8"):  # ml_dtypes float8: saturate like ONNX
-        if op.attr("saturate", 1) and x.dtype.kind == "f":
-            limit = float(ml_dtypes.finfo(to).max)
-            x = np.where(np.isinf(x), x, np.clip(x, -limit, limit))
-    return [x.astype(to)]
+    return [_saturating_cast(args[0], np.dtype(helper.tensor_dtype_to_np_dtype(op.attr("to"))), op.attr("saturate", 1))]
+
+
+def _saturating_cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
+    """Cast; to float8 with ONNX's `saturate` rule (clip finite values to the largest)."""
+    if to.name.startswith("float8") and saturate and x.dtype.kind == "f":
+        limit = float(ml_dtypes.finfo(to).max)
+        x = np.where(np.isinf(x), x, np.clip(x, -limit, limit))
+    return x.astype(to)
 
 
 # ------------------------------------------------------------------ reductions and normalisation
@@ -154,6 +229,12 @@ def _axes(op: Operation, args: list[Any], rank: int) -> tuple[int, ...] | None:
 REDUCE: dict[str, Callable[..., np.ndarray]] = {
     "ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max, "ReduceMin": np.min,
     "ReduceL2": lambda x, axis, keepdims: np.sqrt(np.sum(x.astype(np.float64) ** 2, axis=axis, keepdims=keepdims)),
+    "ReduceL1": lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims),
+    "ReduceProd": np.prod,
+    "ReduceSumSquare": lambda x, axis, keepdims: np.sum(x.astype(np.float64) ** 2, axis=axis, keepdims=keepdims),
+    "ReduceLogSum": lambda x, axis, keepdims: np.log(np.sum(x, axis=axis, keepdims=keepdims)),
+    "ReduceLogSumExp": lambda x, axis, keepdims: np.log(np.sum(np.exp(x.astype(np.float64)), axis=axis,
+                                                               keepdims=keepdims)),
 }
 
 
@@ -315,31 +396,37 @@ def _global_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndar
     return [fn(x, axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
 
 
+def _window_sums(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+                 oh: int, ow: int) -> np.ndarray:
+    """Sums over the (oh, ow) windows of the last two axes of x (already padded)."""
+    view = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(-2, -1))
+    view = view[..., : sh * oh : sh, : sw * ow : sw, ::dh, ::dw]
+    return view.sum(axis=(-2, -1))
+
+
 @kernel("onnx.AveragePool")
 def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    from spaq.compiler.evaluator import conv_attributes
+
     x = args[0]
-    if x.ndim != 4:
-        raise SpaqError(f"AveragePool supports 2-D pooling only{where(op)}")
-    kh, kw = op.attr("kernel_shape")
-    sh, sw = op.attr("strides", [1, 1])
-    dh, dw = op.attr("dilations", [1, 1])
-    pt, pl, pb, pr = op.attr("pads", [0, 0, 0, 0])
+    kh, kw = kernel_2d(op)
+    a = conv_attributes(op, kh, kw)  # pads include the far-side extension of ceil_mode
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilations"], a["pads"]
     _, _, oh, ow = result_shape(op)
-    padded = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pt, pb + sh * oh), (pl, pr + sw * ow)])
-    ones = np.pad(np.ones(x.shape[2:]), [(pt, pb + sh * oh), (pl, pr + sw * ow)])
-    inside = np.pad(np.ones(x.shape[2:]), [(0, pt + pb + sh * oh), (0, pl + pr + sw * ow)])
-    total = np.zeros(x.shape[:2] + (oh, ow))
-    count = np.zeros((oh, ow))
-    counted = ones if not op.attr("count_include_pad", 0) else np.roll(np.roll(inside, pt, 0), pl, 1)
-    limit_h, limit_w = x.shape[2] + pt + pb, x.shape[3] + pl + pr
-    for i in range(kh):
-        for j in range(kw):
-            rows = slice(i * dh, i * dh + sh * oh, sh)
-            cols = slice(j * dw, j * dw + sw * ow, sw)
-            total += padded[:, :, rows, cols]
-            valid = (np.arange(i * dh, i * dh + sh * oh, sh)[:, None] < limit_h) & \
-                    (np.arange(j * dw, j * dw + sw * ow, sw)[None, :] < limit_w)
-            count += counted[rows, cols] * valid
+    h, w = x.shape[2:]
+    declared = op.attr("pads", [0, 0, 0, 0]) if op.attr("auto_pad", "NOTSET") == "NOTSET" else [pt, pl, pb, pr]
+    extent = ((kh - 1) * dh + 1 + sh * (oh - 1), (kw - 1) * dw + 1 + sw * (ow - 1))
+    widths = [(pt, max(0, extent[0] - h - pt)), (pl, max(0, extent[1] - w - pl))]
+    total = _window_sums(np.pad(x.astype(np.float64), [(0, 0), (0, 0), *widths]), kh, kw, sh, sw, dh, dw, oh, ow)
+    region = np.ones((h, w))
+    if op.attr("count_include_pad", 0):  # count declared padding, not the ceil_mode extension
+        region = np.pad(region, [(declared[0], declared[2]), (declared[1], declared[3])], constant_values=1)
+        shift = [(pt - declared[0], 0), (pl - declared[1], 0)]
+    else:
+        shift = [(pt, 0), (pl, 0)]
+    region = np.pad(region, shift)
+    region = np.pad(region, [(0, max(0, extent[0] - region.shape[0])), (0, max(0, extent[1] - region.shape[1]))])
+    count = _window_sums(region, kh, kw, sh, sw, dh, dw, oh, ow)
     return [(total / count).astype(x.dtype)]
 
 

@@ -219,11 +219,11 @@ class _Lowering:
         _dma(self.p, "store", Buffer.ACT, layer.odtype, sram["out"], y, rows, cols, cols, 1)
 
     def _maxpool(self, layer: Layer) -> None:
-        from spaq.compiler.evaluator import conv_attributes
+        from spaq.compiler.evaluator import conv_attributes, kernel_2d
 
         sram, dt = layer.sram(), layer.adtype
         (nb, c, h, w), (_, _, oh, ow) = layer.in_type.get_shape(), layer.out_type.get_shape()
-        kh, kw = layer.head.attr("kernel_shape")
+        kh, kw = kernel_2d(layer.head)
         a = conv_attributes(layer.head, kh, kw)
         x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
         for b in range(nb):
