@@ -277,7 +277,34 @@ def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndar
     _, c, oh, ow = _result_type(op).get_shape()
     out = [core.maxpool(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *a["strides"], *a["pads"],
                         *a["dilations"]).reshape(oh, ow, c).transpose(2, 0, 1) for img in x]
-    return [np.stack(out).astype(x.dtype)]
+    y = np.stack(out).astype(x.dtype)
+    if len(op.results) == 1:
+        return [y]
+    return [y, _maxpool_indices(x, y, kh, kw, a, op.attr("storage_order", 0))]
+
+
+def _maxpool_indices(x: np.ndarray, y: np.ndarray, kh: int, kw: int, a: dict[str, Any], column_major: int) -> np.ndarray:
+    """MaxPool's optional Indices output: the flat index (per image, over C×H×W) of the
+    first maximum in each window."""
+    n, c, h, w = x.shape
+    (sh, sw), (dh, dw), (pt, pl, _, _) = a["strides"], a["dilations"], a["pads"]
+    _, _, oh, ow = y.shape
+    rows = np.arange(oh)[:, None] * sh - pt + np.arange(kh)[None, :] * dh  # [oh, kh]
+    cols = np.arange(ow)[:, None] * sw - pl + np.arange(kw)[None, :] * dw  # [ow, kw]
+    valid = (rows[:, None, :, None] >= 0) & (rows[:, None, :, None] < h) & \
+            (cols[None, :, None, :] >= 0) & (cols[None, :, None, :] < w)  # [oh, ow, kh, kw]
+    r = np.clip(rows, 0, h - 1)[:, None, :, None]
+    q = np.clip(cols, 0, w - 1)[None, :, None, :]
+    windows = x[:, :, r, q]  # [n, c, oh, ow, kh, kw]
+    windows = np.where(valid, windows, -np.inf)
+    flat = windows.reshape(n, c, oh, ow, -1).argmax(axis=-1)
+    wr = np.take_along_axis(np.broadcast_to(r + 0 * q, (oh, ow, kh, kw)).reshape(oh, ow, -1)[None, None],
+                            flat[..., None], axis=-1)[..., 0]
+    wc = np.take_along_axis(np.broadcast_to(q + 0 * r, (oh, ow, kh, kw)).reshape(oh, ow, -1)[None, None],
+                            flat[..., None], axis=-1)[..., 0]
+    chan = np.arange(c)[None, :, None, None]
+    index = chan * h * w + (wc * h + wr if column_major else wr * w + wc)
+    return (index + np.arange(n)[:, None, None, None] * c * h * w).astype(np.int64)
 
 
 @kernel("onnx.Softmax")

@@ -76,8 +76,34 @@ def canonical_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.version_converter.convert_version(model, CANONICAL_OPSET)
     except Exception as e:
+        if version > CANONICAL_OPSET and _same_semantics(model, version):
+            return _relabel_opset(model)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SpaqError(f"cannot convert the model from opset {version} to {CANONICAL_OPSET}: {first}") from None
+
+
+def _same_semantics(model: onnx.ModelProto, version: int) -> bool:
+    """A newer-opset model whose operators all kept their opset-21 definition: the newer
+    versions only added element types, which import checks anyway."""
+    for node in model.graph.node:
+        try:
+            new = onnx.defs.get_schema(node.op_type, version, node.domain)
+            old = onnx.defs.get_schema(node.op_type, CANONICAL_OPSET, node.domain)
+        except onnx.defs.SchemaError:
+            return False
+        if {a for a in new.attributes} != {a for a in old.attributes} or \
+                (new.min_input, new.max_input, new.min_output, new.max_output) != \
+                (old.min_input, old.max_input, old.min_output, old.max_output):
+            return False
+    return True
+
+
+def _relabel_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = CANONICAL_OPSET
+    return model
 
 
 def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:

@@ -211,7 +211,8 @@ def _saturating_cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
     """Cast; to float8 with ONNX's `saturate` rule (clip finite values to the largest)."""
     if to.name.startswith("float8") and saturate and x.dtype.kind == "f":
         limit = float(ml_dtypes.finfo(to).max)
-        x = np.where(np.isinf(x), x, np.clip(x, -limit, limit))
+        keep_inf = to.name == "float8_e5m2"  # the only float8 type with infinities
+        x = np.where(np.isinf(x) & keep_inf, x, np.clip(x, -limit, limit))
     return x.astype(to)
 
 
@@ -502,8 +503,9 @@ def _dequantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[n
     shape = [1] * x.ndim
     if np.size(scale) > 1:
         shape[axis] = -1
-    zp = np.zeros((), np.int64) if zp is None else zp.astype(np.int64).reshape(shape if np.size(zp) > 1 else ())
-    return [((x.astype(np.int64) - zp) * scale.reshape(shape if np.size(scale) > 1 else ())).astype(scale.dtype)]
+    wide = np.float32 if x.dtype.name.startswith("float8") else np.int64
+    zp = np.zeros((), wide) if zp is None else zp.astype(wide).reshape(shape if np.size(zp) > 1 else ())
+    return [((x.astype(wide) - zp) * scale.reshape(shape if np.size(scale) > 1 else ())).astype(scale.dtype)]
 
 
 @kernel("onnx.QuantizeLinear")
@@ -513,8 +515,11 @@ def _quantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.
     shape = [1] * x.ndim
     if np.size(scale) > 1:
         shape[axis] = -1
-    out_dtype = np.uint8 if zp is None else zp.dtype
+    out_dtype = np.dtype(np.uint8) if zp is None else zp.dtype
+    scaled = x.astype(np.float32) / scale.reshape(shape if np.size(scale) > 1 else ())
+    if out_dtype.name.startswith("float8"):
+        zpf = np.zeros((), np.float32) if zp is None else zp.astype(np.float32).reshape(shape if np.size(zp) > 1 else ())
+        return [_saturating_cast(scaled + zpf, out_dtype, op.attr("saturate", 1))]
     zp64 = np.zeros((), np.int64) if zp is None else zp.astype(np.int64).reshape(shape if np.size(zp) > 1 else ())
     info = np.iinfo(out_dtype)
-    q = np.rint(x.astype(np.float32) / scale.reshape(shape if np.size(scale) > 1 else ())) + zp64
-    return [np.clip(q, info.min, info.max).astype(out_dtype)]
+    return [np.clip(np.rint(scaled) + zp64, info.min, info.max).astype(out_dtype)]
