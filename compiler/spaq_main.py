@@ -4,6 +4,7 @@
                  [--calibration calib.npz] [--shape input=1x1x8x8] [--emit mlir]
     spaq run out/ --input x.npy [-o outputs.npz]
     spaq targets
+    spaq conformance [-o docs/conformance.md]
 
 `compile` writes program.s, program.bin, image.bin + layout.json and report.json (the
 cost model's per-layer prediction); `run` simulates the program on the target it was
@@ -104,6 +105,21 @@ def _program(d: Path):
     return decode_program((d / "program.bin").read_bytes())
 
 
+def _conformance(args: argparse.Namespace) -> None:
+    from spaq.compiler.conformance import markdown_table, node_cases, run_cases
+    from spaq.dialects.onnx import SUPPORTED_OPS
+
+    results = run_cases(node_cases(args.filter))
+    table = markdown_table(results, set(SUPPORTED_OPS))
+    if args.output:
+        header = ("# ONNX conformance\n\nONNX's backend node test cases (`onnx.backend.test.loader."
+                  "load_model_tests(kind=\"node\")`, expected outputs included) through import, "
+                  "onnx-canonicalize and the reference evaluator; regenerate with "
+                  f"`spaq conformance -o {args.output}`.\n\n")
+        Path(args.output).write_text(header + table)
+    print(table.splitlines()[0])
+
+
 def _targets(args: argparse.Namespace) -> None:
     from spaq.backends.sparrow.target import available_targets, load_target
 
@@ -132,6 +148,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="outputs file (.npz; default <dir>/outputs.npz)")
     r.add_argument("--target", help="simulate on another target than the one compiled for")
     r.set_defaults(fn=_run)
+    k = sub.add_parser("conformance", help="run ONNX's backend node tests through spaq")
+    k.add_argument("--filter", default="", help="regular expression on the case names")
+    k.add_argument("-o", "--output", help="write the per-operator table (markdown)")
+    k.set_defaults(fn=_conformance)
     t = sub.add_parser("targets", help="list the targets")
     t.set_defaults(fn=_targets)
     return p
