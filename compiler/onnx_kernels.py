@@ -348,6 +348,18 @@ def _gather(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     return [np.take(x, idx, axis=axis)]
 
 
+@kernel("onnx.GatherND")
+def _gather_nd(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x, idx = args
+    b = op.attr("batch_dims", 0)
+    depth = idx.shape[-1]
+    batch = x.shape[:b]
+    xb = x.reshape((-1,) + x.shape[b:])
+    ib = idx.reshape((xb.shape[0], -1, depth))
+    out = np.stack([xb[i][tuple(np.moveaxis(ib[i], -1, 0))] for i in range(xb.shape[0])])
+    return [out.reshape(batch + idx.shape[b:-1] + x.shape[b + depth:])]
+
+
 @kernel("onnx.Tile")
 def _tile(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     return [np.tile(args[0], args[1])]
