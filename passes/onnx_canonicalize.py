@@ -5,6 +5,8 @@
   (W' = W·γ/√(σ²+ε), b' = (b−μ)·γ/√(σ²+ε) + β), as new weights `<w>.bnfold`.
 - Gemm is normalised to `Y = X·Wᵀ + b` with a constant W stored [N, K] (`transB = 1`,
   alpha and beta folded into the weights): the form later passes and the machine use.
+  A MatMul by a constant matrix (with a constant bias added after it) becomes the same
+  Gemm between two free Reshapes; chains of Reshapes collapse.
 - Shape subgraphs fold away: `onnx.Shape` of any tensor is a constant (shapes are static
   after import), and any op whose inputs are all constants is evaluated by the reference
   evaluator and replaced by an `onnx.Initializer`.
@@ -23,12 +25,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, f32, i64
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, ModuleOp, TensorType, f32, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -39,7 +43,7 @@ from xdsl.pattern_rewriter import (
 from spaq.compiler.evaluator import KERNELS, Evaluation
 from spaq.compiler.onnx_import import type_of_array
 from spaq.compiler.weights import WeightStore, weights_of
-from spaq.dialects.onnx import InitializerOp, NoValueOp, OnnxOp
+from spaq.dialects.onnx import OPS, InitializerOp, NoValueOp, OnnxOp
 
 
 def constant_of(store: WeightStore, value: SSAValue) -> np.ndarray | None:
@@ -132,6 +136,64 @@ class NormalizeGemm(RewritePattern):
 
 
 @dataclass
+class MatMulToGemm(RewritePattern):
+    """X[..., K] · B[K, N] with a constant B (a transformer's linear layer), plus a constant
+    bias added right after, becomes Reshape → Gemm(W[N, K], b) → Reshape: the layer form
+    the compression passes and the machine work on."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "MatMul"):
+            return
+        b = constant_of(self.store, op.operands[1])
+        x_type, y_type = op.operands[0].type, op.results[0].type
+        if b is None or b.ndim != 2 or x_type.get_num_dims() < 2 or x_type.element_type != f32:
+            return
+        (k, n), rows = b.shape, prod(x_type.get_shape()[:-1])
+        bias, add = None, None
+        if op.results[0].has_one_use() and is_op(user := op.results[0].get_user_of_unique_use(), "Add"):
+            other = user.operands[1] if user.operands[0] is op.results[0] else user.operands[0]
+            c = constant_of(self.store, other)
+            if c is not None and c.size == n and user.results[0].type == y_type:
+                bias, add = c.reshape(n), user
+        new_ops: list[Operation] = [new_initializer(self.store, weight_name(op.operands[1]), "nk",
+                                                    np.ascontiguousarray(b.T))]
+        operands = [new_ops[0].results[0]]
+        if bias is not None:
+            new_ops.append(new_initializer(self.store, weight_name(other) if isinstance(other.owner, InitializerOp)
+                                           else "bias", "gemm", bias.astype(np.float32)))
+            operands.append(new_ops[-1].results[0])
+        flat_shape = new_initializer(self.store, "shape", "2d", np.array([rows, k], np.int64))
+        out_shape = new_initializer(self.store, "shape", "nd", np.array(y_type.get_shape(), np.int64))
+        x2d = OPS["Reshape"]([op.operands[0], flat_shape.output], [TensorType(f32, [rows, k])])
+        attrs = {"transB": IntegerAttr(1, i64), **{k_: v for k_, v in op.attributes.items() if "." in k_}}
+        gemm = OPS["Gemm"]([x2d.results[0], *operands], [TensorType(f32, [rows, n])], attrs)
+        y = OPS["Reshape"]([gemm.results[0], out_shape.output], [y_type])
+        anchor = add if add is not None else op
+        gemm.results[0].name_hint = anchor.results[0].name_hint
+        rewriter.insert([*new_ops, flat_shape, out_shape, x2d, gemm], InsertPoint.before(op))
+        rewriter.replace(anchor, [y])
+        if add is not None:
+            rewriter.erase(op)
+
+
+class CollapseReshapes(RewritePattern):
+    """Reshape of a Reshape is one Reshape; a Reshape to the same shape is nothing."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Reshape", "Flatten"):
+            return
+        if op.results[0].type == op.operands[0].type:
+            rewriter.replace(op, [], [op.operands[0]])
+            return
+        inner = op.operands[0].owner
+        if is_op(inner, "Reshape", "Flatten") and op.name == "onnx.Reshape":
+            op.operands[0] = inner.operands[0]
+            rewriter.notify_op_modified(op)
+
+
+@dataclass
 class FoldShape(RewritePattern):
     """Shapes are static after import: `onnx.Shape` of any tensor is a constant."""
 
@@ -168,6 +230,8 @@ class OnnxCanonicalizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         store = weights_of(ctx)
-        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), FoldShape(store),
+        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
+                    CollapseReshapes(),
+                    FoldShape(store),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -37,6 +37,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import evaluate, io_names, main_func
+from spaq.compiler.types import numpy_dtype
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects import quant
 from spaq.dialects.onnx import InitializerOp, OnnxOp
@@ -49,7 +50,8 @@ SCALE_PRESERVING = ("Relu", "MaxPool", "Flatten", "Reshape")
 QMAX = 127
 
 
-def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, ...]]) -> list[dict[str, np.ndarray]]:
+def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, ...]],
+                     dtypes: list[np.dtype]) -> list[dict[str, np.ndarray]]:
     """Samples from an .npz holding one array per graph input (or one array for a
     single-input graph), cut into runs of the compiled input shape."""
     if not path:
@@ -58,11 +60,11 @@ def load_calibration(path: str, input_names: list[str], shapes: list[tuple[int, 
         raise SpaqError(f"calibration file '{path}' does not exist")
     data = np.load(path)
     runs = {}
-    for name, shape in zip(input_names, shapes):
+    for name, shape, dtype in zip(input_names, shapes, dtypes):
         key = name if name in data.files else (data.files[0] if len(input_names) == 1 else None)
         if key is None:
             raise SpaqError(f"calibration file '{path}' has no array '{name}'")
-        array = data[key].astype(np.float32)
+        array = data[key].astype(dtype)
         if prod(array.shape[1:]) != prod(shape[1:]) or len(array) % shape[0]:
             raise SpaqError(f"calibration array '{key}' has shape {array.shape}; input '{name}' needs "
                             f"samples of {prod(shape[1:])} values in batches of {list(shape)}")
@@ -231,7 +233,8 @@ class QuantizePass(ModulePass):
         func = main_func(op)
         names, _ = io_names(func)
         shapes = [tuple(a.type.get_shape()) for a in func.args]
-        samples = load_calibration(self.calibration, names, shapes)[: self.samples]
+        dtypes = [numpy_dtype(a.type.element_type) for a in func.args]
+        samples = load_calibration(self.calibration, names, shapes, dtypes)[: self.samples]
         quantizer = _Quantizer(weights_of(ctx), calibrate(op, ctx, samples))
         for node in list(func.body.block.ops):
             if _is_quantized_layer(node):
