@@ -162,20 +162,29 @@ def _transpose(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.nd
 # ---------------------------------------------------------------- float compute (ONNX)
 
 def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """ONNX Conv as the machine does it: per image, HWC im2col then one GEMM."""
+    """ONNX Conv as the machine does it: per image and group, HWC im2col then one GEMM
+    (a depthwise conv is `group` = channels GEMMs of one input channel each)."""
+    if x.ndim == 3:  # 1-D: a 2-D convolution over rows of height 1
+        return conv_nchw(x[:, :, None, :], w[:, :, None, :], op, gemm)[:, :, 0, :]
+    if x.ndim != 4:
+        raise SpaqError(f"only 1-D and 2-D convolution is supported{where(op)}")
     n, c, h, wd = x.shape
-    oc, _, kh, kw = w.shape
+    oc, cg, kh, kw = w.shape
     attr = conv_attributes(op, kh, kw)
-    if attr["group"] != 1:
-        raise SpaqError(f"grouped convolution is not supported yet{where(op)}")
-    _, _, oh, ow = _result_type(op).get_shape()
-    wmat = w.reshape(oc, -1)
-    out = []
-    for img in x:
-        cols = core.im2col(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *attr["strides"],
-                           *attr["pads"], *attr["dilations"])
-        out.append(gemm(cols, wmat).reshape(oh, ow, oc).transpose(2, 0, 1))
-    return np.stack(out)
+    groups = attr["group"]
+    oh, ow = (1, 1, 1, *result_shape(op)[2:])[-2:]
+    per_group = oc // groups
+    out = None
+    for b, img in enumerate(x):
+        hwc = np.ascontiguousarray(img.transpose(1, 2, 0))
+        for g in range(groups):
+            cols = core.im2col(np.ascontiguousarray(hwc[:, :, g * cg : (g + 1) * cg]), kh, kw, *attr["strides"],
+                               *attr["pads"], *attr["dilations"])
+            y = gemm(cols, w[g * per_group : (g + 1) * per_group].reshape(per_group, -1))
+            if out is None:
+                out = np.empty((n, oc, oh, ow), dtype=y.dtype)
+            out[b, g * per_group : (g + 1) * per_group] = y.reshape(oh, ow, per_group).transpose(2, 0, 1)
+    return out
 
 
 def kernel_2d(op: Operation) -> tuple[int, int]:
@@ -196,8 +205,12 @@ def conv_attributes(op: Operation, kh: int, kw: int) -> dict[str, Any]:
     auto_pad = get("auto_pad", "NOTSET")
     in_hw = op.operands[0].type.get_shape()[2:]
     out_hw = result_shape(op)[2:]
+    if len(in_hw) == 1:  # 1-D windows as 2-D windows of height 1
+        in_hw, out_hw = (1, *in_hw), (1, *out_hw)
+        strides, dilations = [1, *strides[-1:]], [1, *dilations[-1:]]
+        pads = [0, pads[0], 0, pads[1]] if len(pads) == 2 else pads
     if len(in_hw) != 2:
-        raise SpaqError(f"only 2-D windows are supported{where(op)}")
+        raise SpaqError(f"only 1-D and 2-D windows are supported{where(op)}")
     if auto_pad not in ("NOTSET", "VALID"):
         pads = [0, 0, 0, 0]
         for i, (n, o, k) in enumerate(zip(in_hw, out_hw, (kh, kw))):
