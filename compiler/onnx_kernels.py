@@ -443,9 +443,36 @@ def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.nda
     return [(total / count).astype(x.dtype)]
 
 
+def onnx_reference(op: Operation, args: list[Any]) -> list[np.ndarray]:
+    """Run one op through ONNX's own reference implementation (onnx.reference): the
+    definition of the operator, used for variants spaq does not implement natively."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    from spaq.dialects.onnx import OnnxOp
+
+    assert isinstance(op, OnnxOp)
+    names = [f"in{i}" if a is not None else "" for i, a in enumerate(args)]
+    attrs = {}
+    for key in op.attributes:
+        if "." in key:
+            continue
+        value = op.attr(key)
+        attrs[key] = numpy_helper.from_array(value) if isinstance(value, np.ndarray) else value
+    node = helper.make_node(op.op_type, names, [f"out{i}" for i in range(len(op.results))], **attrs)
+    feeds = {n: a for n, a in zip(names, args) if n}
+    with np.errstate(all="ignore"):
+        return list(ReferenceEvaluator(node).run(None, feeds))
+
+
 @kernel("onnx.Resize")
 def _resize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x = args[0]
+    native = (op.attr("mode", "nearest") in ("nearest", "linear") and not op.attr("antialias", 0)
+              and op.attr("axes") is None and op.attr("coordinate_transformation_mode", "half_pixel")
+              in ("asymmetric", "half_pixel", "pytorch_half_pixel"))
+    if not native:
+        return [np.asarray(onnx_reference(op, args)[0]).astype(x.dtype)]
     out_shape = result_shape(op)
     scales = args[2] if len(args) > 2 and args[2] is not None and np.size(args[2]) else None
     mode = op.attr("mode", "nearest")
@@ -458,8 +485,6 @@ def _resize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
         o = np.arange(n_out, dtype=np.float64)
         if ctm == "asymmetric":
             src = o / scale
-        elif ctm == "align_corners":
-            src = o * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(o)
         elif ctm in ("half_pixel", "pytorch_half_pixel"):
             src = (o + 0.5) / scale - 0.5
             if ctm == "pytorch_half_pixel" and n_out == 1:

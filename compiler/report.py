@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from spaq.backends.sparrow.cost import Cost, instruction_cost
 from spaq.backends.sparrow.image import MemoryImage
-from spaq.backends.sparrow.isa import Instruction
+from spaq.backends.sparrow.isa import GEMM_FAMILY, Instruction
 from spaq.backends.sparrow.simulator import SimStats
 from spaq.backends.sparrow.target import Target
 
 DMA = ("load", "store")
-COMPUTE = ("gemm", "spgemm")
+COMPUTE = GEMM_FAMILY
 
 
 def _row(name: str, model: Cost, program: list[Instruction], target: Target,
