@@ -190,6 +190,8 @@ def conv_nchw(x: np.ndarray, w: np.ndarray, op: Operation, gemm: Callable[[np.nd
 def kernel_2d(op: Operation) -> tuple[int, int]:
     """A pooling op's 2-D kernel_shape (1-D and 3-D windows are not supported yet)."""
     kernel = list(op.attr("kernel_shape"))
+    if len(kernel) == 1:
+        return 1, kernel[0]
     if len(kernel) != 2:
         raise SpaqError(f"only 2-D windows are supported, got kernel_shape {kernel}{where(op)}")
     return kernel[0], kernel[1]
@@ -285,9 +287,12 @@ def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
 @kernel("onnx.MaxPool")
 def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x = args[0]
+    if x.ndim == 3:  # 1-D pooling: 2-D over rows of height 1
+        return [y[:, :, 0] for y in _maxpool(ev, op, [x[:, :, None, :]])]
     kh, kw = kernel_2d(op)
     a = conv_attributes(op, kh, kw)
-    _, c, oh, ow = _result_type(op).get_shape()
+    c = x.shape[1]
+    oh, ow = (1, 1, *result_shape(op)[2:])[-2:]
     out = [core.maxpool(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, *a["strides"], *a["pads"],
                         *a["dilations"]).reshape(oh, ow, c).transpose(2, 0, 1) for img in x]
     y = np.stack(out).astype(x.dtype)

@@ -421,12 +421,16 @@ def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.nda
     from spaq.compiler.evaluator import conv_attributes
 
     x = args[0]
+    if x.ndim == 3:  # 1-D pooling: 2-D over rows of height 1
+        return [y[:, :, 0] for y in _average_pool(ev, op, [x[:, :, None, :]])]
     kh, kw = kernel_2d(op)
     a = conv_attributes(op, kh, kw)  # pads include the far-side extension of ceil_mode
     (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilations"], a["pads"]
-    _, _, oh, ow = result_shape(op)
+    oh, ow = (1, 1, *result_shape(op)[2:])[-2:]
     h, w = x.shape[2:]
-    declared = op.attr("pads", [0, 0, 0, 0]) if op.attr("auto_pad", "NOTSET") == "NOTSET" else [pt, pl, pb, pr]
+    declared = list(op.attr("pads", [0, 0, 0, 0])) if op.attr("auto_pad", "NOTSET") == "NOTSET" else [pt, pl, pb, pr]
+    if len(declared) == 2:
+        declared = [0, declared[0], 0, declared[1]]
     extent = ((kh - 1) * dh + 1 + sh * (oh - 1), (kw - 1) * dw + 1 + sw * (ow - 1))
     widths = [(pt, max(0, extent[0] - h - pt)), (pl, max(0, extent[1] - w - pl))]
     total = _window_sums(np.pad(x.astype(np.float64), [(0, 0), (0, 0), *widths]), kh, kw, sh, sw, dh, dw, oh, ow)
