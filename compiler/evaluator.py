@@ -19,7 +19,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
-from spaq.backends.sparrow import core
+from spaq.backends.sparrow import core, vector
 from spaq.backends.sparrow.isa import DType
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.types import isa_dtype
@@ -385,7 +385,17 @@ def _quantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray
 @kernel("quant.dequantize")
 def _dequantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     scale, zp = _scale_and_zero_point(op, args[0].ndim)
-    return [core.dequantize(args[0], scale, zp)]
+    y = core.dequantize(args[0], scale, zp)
+    if len(args) > 1:  # per-token accumulator: the run-time row scales come after
+        y = (y * args[1].astype(np.float32)).astype(np.float32)
+    return [y]
+
+
+@kernel("quant.quantize_dynamic")
+def _quantize_dynamic(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    x = args[0]
+    q, scales = vector.dynamic_quantize(x.reshape(-1, x.shape[-1]), isa_dtype(_result_type(op).element_type), axis=1)
+    return [q.reshape(x.shape), scales.reshape(*x.shape[:-1], 1)]
 
 
 def _channels_last(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, axis: int) -> np.ndarray:

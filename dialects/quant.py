@@ -529,26 +529,34 @@ class DequantizeOp(_ScaledOp):
 
     For a `!quant.q` operand the result is its expressed type and the properties follow its
     granularity. For an `i32` accumulator the scale is per tensor, or per index of `axis`
-    (e.g. input scale × per-channel weight scales).
+    (e.g. input scale × per-channel weight scales); a per-token accumulator also takes the
+    run-time row scales of `quant.quantize_dynamic` as a second operand (shape [..., 1]),
+    multiplied in after the static scale.
 
     ```mlir
     %x = quant.dequantize %q {scale = array<f32: 0.05>} : tensor<4x9x!quant.q<si8:f32>> -> tensor<4x9xf32>
     %y = quant.dequantize %acc {axis = 1 : i64, scale = array<f32: 0.001, 0.002>} : tensor<4x2xi32> -> tensor<4x2xf32>
+    %z = quant.dequantize %acc, %rows {axis = 1 : i64, scale = array<f32: 0.001, 0.002>} : tensor<4x2xi32>, tensor<4x1xf32> -> tensor<4x2xf32>
     ```
     """
 
     name = "quant.dequantize"
     scale = prop_def(DenseArrayBase.constr(f32))
+    input = operand_def(TensorType)  # restated so that it stays operand 0, before token_scale
+    token_scale = opt_operand_def(TensorType)
+    assembly_format = (
+        "$input (`,` $token_scale^)? attr-dict `:` type($input) (`,` type($token_scale)^)? `->` type($output)"
+    )
 
     def __init__(self, input: SSAValue | IRDLOperation, scale: Sequence[float],
                  zero_point: Sequence[int] | None = None, axis: int | None = None,
-                 result_type: TensorType | None = None):
+                 result_type: TensorType | None = None, token_scale: SSAValue | None = None):
         value = SSAValue.get(input)
         if result_type is None:
             assert isinstance(t := value.type, TensorType)
             q = quant_type_of(t)
             result_type = with_element_type(t, q.expressed_type if q else f32)
-        super().__init__(operands=[value], result_types=[result_type],
+        super().__init__(operands=[value, token_scale], result_types=[result_type],
                          properties=_props(_f32_array(scale), zero_point, axis))
 
     def verify_(self) -> None:
@@ -563,13 +571,61 @@ class DequantizeOp(_ScaledOp):
                 raise VerifyException(
                     f"result element type {y.element_type} differs from the expressed type of {q}"
                 )
+            if self.token_scale is not None:
+                raise VerifyException("run-time token scales dequantize an i32 accumulator only")
             _check_params(q, x, scale, self.zero_point, self.axis)
         elif x.element_type == i32:
             _check_axis_params(x, scale, self.zero_point, self.axis)
+            if self.token_scale is not None:
+                _check_token_scales(x, self.token_scale.type, "token scale operand")
         else:
             raise VerifyException(
                 f"operand element type must be !quant.q or i32, got {x.element_type}"
             )
+
+
+def _check_token_scales(x: TensorType, s: Attribute, what: str) -> None:
+    """Per-token scales of x: f32 of x's shape with the last dimension 1."""
+    want = [*x.get_shape()[:-1], 1]
+    if not isinstance(s, TensorType) or s.element_type != f32 or list(s.get_shape()) != want:
+        raise VerifyException(f"{what} must be tensor<{'x'.join(map(str, want))}xf32>, got {s}")
+
+
+@irdl_op_definition
+class QuantizeDynamicOp(IRDLOperation):
+    """Per-token dynamic quantization: every row (all axes but the last) gets its own scale,
+    computed at run time as max|x_row| / qmax (1 for an all-zero row); returns the quantized
+    tensor and the scales (shape [..., 1]). The numerics are Sparrow's vector unit's
+    (backends/sparrow/vector.py `dynamic_quantize`).
+
+    ```mlir
+    %q, %s = quant.quantize_dynamic %x : tensor<128x384xf32> -> tensor<128x384x!quant.q<si8:f32, per_token>>, tensor<128x1xf32>
+    ```
+    """
+
+    name = "quant.quantize_dynamic"
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    scales = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($output) `,` type($scales)"
+
+    def __init__(self, input: SSAValue, storage_bits: int = 8):
+        x = input.type
+        assert isinstance(x, TensorType)
+        q = QuantType(storage_bits, x.element_type, Granularity.PER_TOKEN)
+        scales = TensorType(f32, [*x.get_shape()[:-1], 1])
+        super().__init__(operands=[input], result_types=[with_element_type(x, q), scales])
+
+    def verify_(self) -> None:
+        x, y = self.input.type, self.output.type
+        q = _tensor_quant(y, "result")
+        if not q.is_per_token or not q.symmetric:
+            raise VerifyException(f"result must be symmetric per_token, got {q}")
+        if x.element_type != q.expressed_type:
+            raise VerifyException(f"operand element type {x.element_type} differs from the expressed type of {q}")
+        _check_same_tensor(x, y)
+        _check_token_scales(x, self.scales.type, "scales result")
 
 
 @irdl_op_definition
@@ -799,13 +855,14 @@ class ConvOp(IRDLOperation):
 
 Quant = Dialect(
     "quant",
-    [QuantizeOp, DequantizeOp, RequantizeOp, GemmOp, ConvOp],
+    [QuantizeOp, QuantizeDynamicOp, DequantizeOp, RequantizeOp, GemmOp, ConvOp],
     [QuantType, GranularityAttr],
 )
 
 __all__ = [
     "ConvOp",
     "DequantizeOp",
+    "QuantizeDynamicOp",
     "GemmOp",
     "Granularity",
     "GranularityAttr",

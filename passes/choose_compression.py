@@ -32,7 +32,9 @@ from spaq.dialects.quant import Granularity, QuantType
 from spaq.dialects.sparse import NMAttr
 from spaq.passes.compression import KEY, Decision, decision_of, is_compressible_layer, layer_name
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "int8-dynamic")
+"""fp32; int8 weights per channel with static per-tensor int8 activations; or int8 weights
+with dynamic per-token int8 activations (scales computed at run time, for transformers)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,10 @@ class ChooseCompressionPass(ModulePass):
         if self.precision not in PRECISIONS:
             raise SpaqError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
         weights = activations = None
-        if self.precision == "int8":
+        if self.precision.startswith("int8"):
             weights = QuantType(8, granularity=Granularity.PER_CHANNEL, axis=0)
-            activations = QuantType(8)
+            dynamic = self.precision == "int8-dynamic"
+            activations = QuantType(8, granularity=Granularity.PER_TOKEN if dynamic else Granularity.PER_TENSOR)
         return Decision(NMAttr(*nm) if nm else None, weights, activations)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -40,13 +40,14 @@ from spaq.compiler.evaluator import evaluate, io_names, main_func
 from spaq.compiler.types import numpy_dtype
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects import quant
-from spaq.dialects.onnx import InitializerOp, OnnxOp
+from spaq.dialects.onnx import OPS, InitializerOp, OnnxOp
 from spaq.dialects.quant import QuantType, with_element_type
 from spaq.dialects.sparse import PackOp
 from spaq.passes.compression import decision_of, is_compressible_layer, layer_name
 from spaq.passes.onnx_canonicalize import constant_of, has_input, new_initializer, weight_name
 
 SCALE_PRESERVING = ("Relu", "MaxPool", "Flatten", "Reshape")
+INT8_ACTIVATIONS = (QuantType(8), QuantType(8, granularity="per_token"))
 QMAX = 127
 
 
@@ -133,7 +134,29 @@ class _Quantizer:
         self._insert([q], anchor)
         return q.output, s_w
 
+    def quantize_layer_per_token(self, layer: OnnxOp) -> None:
+        """Gemm with dynamic per-token activations: the row scales exist only at run time,
+        so the accumulator is dequantized with them and the float bias added after."""
+        if layer.op_type != "Gemm":
+            raise SpaqError(f"layer '{layer_name(layer)}': per-token activations need a Gemm, not {layer.op_type}")
+        xq = quant.QuantizeDynamicOp(layer.operands[0])
+        xq.output.name_hint = f"{layer.operands[0].name_hint or 'x'}.q"
+        self._insert([xq], layer)
+        w, s_w = self.int8_weight(layer.operands[1], layer)
+        out_t = layer.results[0].type
+        assert isinstance(out_t, TensorType)
+        compute = quant.GemmOp(xq.output, w, None, TensorType(i32, out_t.get_shape()))
+        compute.attributes.update({k: v for k, v in layer.attributes.items() if k.startswith(("onnx.", "spaq."))})
+        y = quant.DequantizeOp(compute.output, s_w.tolist(), axis=1, result_type=out_t, token_scale=xq.scales)
+        new: list[Operation] = [compute, y]
+        if has_input(layer, 2):
+            new.append(OPS["Add"]([y.output, layer.operands[2]], [out_t]))
+        new[-1].results[0].name_hint = layer.results[0].name_hint
+        Rewriter.replace_op(layer, new, [new[-1].results[0]])
+
     def quantize_layer(self, layer: OnnxOp) -> None:
+        if decision_of(layer).activations.is_per_token:
+            return self.quantize_layer_per_token(layer)
         x, s_x = self.int8_input(layer.operands[0], layer)
         w, s_w = self.int8_weight(layer.operands[1], layer)
         acc_scale = (np.float64(s_x) * s_w.astype(np.float64))
@@ -179,7 +202,7 @@ class _Quantizer:
     def consumers_take_int8(self, value: SSAValue) -> bool:
         for use in value.uses:
             op = use.operation
-            if _is_quantized_layer(op) and use.index == 0:
+            if _is_quantized_layer(op) and use.index == 0 and not decision_of(op).activations.is_per_token:
                 continue
             if isinstance(op, OnnxOp) and op.op_type in SCALE_PRESERVING and use.index == 0:
                 if self.consumers_take_int8(op.results[0]):
@@ -227,15 +250,19 @@ class QuantizePass(ModulePass):
             d = decision_of(layer)
             if not is_compressible_layer(layer):
                 raise SpaqError(f"layer '{layer_name(layer)}' cannot be quantized (no constant weight)")
-            if d.weights != QuantType(8, granularity="per_channel", axis=0) or d.activations != QuantType(8):
-                raise SpaqError(f"layer '{layer_name(layer)}': only int8 per-channel weights with int8 "
-                                f"per-tensor activations are implemented, got {d.weights} / {d.activations}")
+            if d.weights != QuantType(8, granularity="per_channel", axis=0) or d.activations not in INT8_ACTIVATIONS:
+                raise SpaqError(f"layer '{layer_name(layer)}': only int8 per-channel weights with int8 per-tensor "
+                                f"or per-token activations are implemented, got {d.weights} / {d.activations}")
         func = main_func(op)
         names, _ = io_names(func)
         shapes = [tuple(a.type.get_shape()) for a in func.args]
         dtypes = [numpy_dtype(a.type.element_type) for a in func.args]
-        samples = load_calibration(self.calibration, names, shapes, dtypes)[: self.samples]
-        quantizer = _Quantizer(weights_of(ctx), calibrate(op, ctx, samples))
+        static = any(not decision_of(layer).activations.is_per_token for layer in layers)
+        ranges = {}
+        if static:  # per-token layers compute their activation scales at run time
+            samples = load_calibration(self.calibration, names, shapes, dtypes)[: self.samples]
+            ranges = calibrate(op, ctx, samples)
+        quantizer = _Quantizer(weights_of(ctx), ranges)
         for node in list(func.body.block.ops):
             if _is_quantized_layer(node):
                 quantizer.quantize_layer(node)

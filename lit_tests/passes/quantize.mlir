@@ -74,9 +74,25 @@ func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
 // -----
 
 // Only int8 per-channel weights with int8 per-tensor activations are implemented.
-// ERR-INT4: spaq-opt: error: layer 'fc4': only int8 per-channel weights with int8 per-tensor activations are implemented, got !quant.q<si4:f32, per_channel axis=0> / !quant.q<si8:f32>
+// ERR-INT4: spaq-opt: error: layer 'fc4': only int8 per-channel weights with int8 per-tensor or per-token activations are implemented, got !quant.q<si4:f32, per_channel axis=0> / !quant.q<si8:f32>
 func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {onnx.name = "out"}) {
   %w = onnx.Initializer "fc4.weight" = dense<0.5> : tensor<2x8xf32> : tensor<2x8xf32>
   %y = onnx.Gemm(%x, %w) {transB = 1 : i64, onnx.node = "fc4", spaq.compression = {weights = !quant.q<si4:f32, per_channel axis=0>, activations = !quant.q<si8:f32>}} : (tensor<1x8xf32>, tensor<2x8xf32>) -> tensor<1x2xf32>
   func.return %y : tensor<1x2xf32>
 }
+
+// -----
+// RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p 'choose-compression{precision=int8-dynamic},quantize' | filecheck %s --check-prefix=TOKEN
+// Per-token dynamic activations need no calibration: the row scales are computed at run
+// time, the accumulator is dequantized with them, and the float bias is added after.
+func.func @main(%x: tensor<4x8xf32> {onnx.name = "input"}) -> (tensor<4x2xf32> {onnx.name = "out"}) {
+  %w = onnx.Initializer "fc.weight" = dense<[[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5], [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf32> : tensor<2x8xf32>
+  %b = onnx.Initializer "fc.bias" = dense<[0.5, -0.5]> : tensor<2xf32> : tensor<2xf32>
+  %y = onnx.Gemm(%x, %w, %b) {transB = 1 : i64, onnx.node = "fc"} : (tensor<4x8xf32>, tensor<2x8xf32>, tensor<2xf32>) -> tensor<4x2xf32>
+  func.return %y : tensor<4x2xf32>
+}
+// TOKEN:      %[[Q:[^ ]+]], %[[S:[^ ]+]] = quant.quantize_dynamic %x : tensor<4x8xf32> -> tensor<4x8x!quant.q<si8:f32, per_token>>, tensor<4x1xf32>
+// TOKEN:      %[[W:[^ ]+]] = quant.quantize %{{[^ ]+}} {scale = array<f32: 0.00787401572, 0.0157480314>, axis = 0 : i64}
+// TOKEN-NEXT: %[[A:[^ ]+]] = quant.gemm %[[Q]], %[[W]] {{.*}} : (tensor<4x8x!quant.q<si8:f32, per_token>>, tensor<2x8x!quant.q<si8:f32, per_channel axis=0>>) -> tensor<4x2xi32>
+// TOKEN-NEXT: %[[D:[^ ]+]] = quant.dequantize %[[A]], %[[S]] {scale = array<f32: 0.00787401572, 0.0157480314>, axis = 1 : i64} : tensor<4x2xi32>, tensor<4x1xf32> -> tensor<4x2xf32>
+// TOKEN-NEXT: %{{[^ ]+}} = onnx.Add(%[[D]], %b) : (tensor<4x2xf32>, tensor<2xf32>) -> tensor<4x2xf32>

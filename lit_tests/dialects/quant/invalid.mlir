@@ -614,3 +614,19 @@ func.func @f(%x: tensor<1x4x8x8x!quant.q<si8:f32>>, %w: tensor<8x4x3x3x!quant.q<
   %y = quant.conv %x, %w : (tensor<1x4x8x8x!quant.q<si8:f32>>, tensor<8x4x3x3x!quant.q<si8:f32>, #sparse.block<2x2>>) -> tensor<1x8x6x6xi32, #sparse.block<2x2>>
   func.return
 }
+
+// -----
+
+func.func @dynamic_not_per_token(%x: tensor<4x8xf32>) {
+  %q, %s = quant.quantize_dynamic %x : tensor<4x8xf32> -> tensor<4x8x!quant.q<si8:f32>>, tensor<4x1xf32>
+  func.return
+}
+// CHECK: result must be symmetric per_token, got !quant.q<si8:f32>
+
+// -----
+
+func.func @token_scale_shape(%acc: tensor<4x2xi32>, %s: tensor<4x2xf32>) {
+  %y = quant.dequantize %acc, %s {axis = 1 : i64, scale = array<f32: 0.5, 0.25>} : tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x2xf32>
+  func.return
+}
+// CHECK: token scale operand must be tensor<4x1xf32>, got tensor<4x2xf32>

@@ -114,3 +114,14 @@ func.func @conv(%x: tensor<1x4x8x8x!quant.q<si8:f32>>, %w: tensor<8x4x3x3x!quant
   %p = quant.conv %x, %w1 {strides = array<i64: 2, 2>} : (tensor<1x4x8x8x!quant.q<si8:f32>>, tensor<8x4x1x1x!quant.q<si8:f32>>) -> tensor<1x8x4x4xi32>
   func.return
 }
+
+// Dynamic per-token quantization and the dequantization of its accumulator.
+func.func @per_token(%x: tensor<4x8xf32>, %acc: tensor<4x2xi32>) -> tensor<4x2xf32> {
+  %q, %s = quant.quantize_dynamic %x : tensor<4x8xf32> -> tensor<4x8x!quant.q<si8:f32, per_token>>, tensor<4x1xf32>
+  %y = quant.dequantize %acc, %s {axis = 1 : i64, scale = array<f32: 0.5, 0.25>} : tensor<4x2xi32>, tensor<4x1xf32> -> tensor<4x2xf32>
+  func.return %y : tensor<4x2xf32>
+}
+// CHECK-LABEL: func.func @per_token
+// CHECK-NEXT:    %q, %s = quant.quantize_dynamic %x : tensor<4x8xf32> -> tensor<4x8x!quant.q<si8:f32, per_token>>, tensor<4x1xf32>
+// CHECK-NEXT:    %y = quant.dequantize %acc, %s {axis = 1 : i64, scale = array<f32: 5.000000e-01, 2.500000e-01>} : tensor<4x2xi32>, tensor<4x1xf32> -> tensor<4x2xf32>
+// GENERIC: "quant.quantize_dynamic"(%{{.*}}) : (tensor<4x8xf32>) -> (tensor<4x8x!quant.q<si8:f32, per_token>>, tensor<4x1xf32>)
