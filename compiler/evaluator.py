@@ -19,7 +19,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Operation, SSAValue
 
-from spaq.backends.sparrow import core, vector
+from spaq.backends.sparrow import core
 from spaq.backends.sparrow.isa import DType
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.types import isa_dtype
@@ -393,6 +393,8 @@ def _dequantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarr
 
 @kernel("quant.quantize_dynamic")
 def _quantize_dynamic(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    from spaq.backends.sparrow import vector
+
     x = args[0]
     q, scales = vector.dynamic_quantize(x.reshape(-1, x.shape[-1]), isa_dtype(_result_type(op).element_type), axis=1)
     return [q.reshape(x.shape), scales.reshape(*x.shape[:-1], 1)]
