@@ -9,7 +9,7 @@ memory-bound on this target (which of its GEMM or DMA cycles dominate).
 
 from __future__ import annotations
 
-from spaq.backends.sparrow.cost import Cost, instruction_cost
+from spaq.backends.sparrow.cost import Cost, gemm_mac_type, instruction_cost
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import GEMM_FAMILY, Instruction
 from spaq.backends.sparrow.simulator import SimStats
@@ -23,7 +23,9 @@ def _row(name: str, model: Cost, program: list[Instruction], target: Target,
          counted: Cost | None) -> dict:
     dma = sum(instruction_cost(i, target).cycles for i in program if i.mnemonic in DMA)
     mac = sum(instruction_cost(i, target).cycles for i in program if i.mnemonic in COMPUTE)
-    peak = target.array.rows * target.array.cols * max(target.array.k_per_cycle.values())
+    kpc = target.array.k_per_cycle  # peak: the fastest GEMM mode the layer uses (else the machine's)
+    modes = {gemm_mac_type(i) for i in program if i.mnemonic in COMPUTE}
+    peak = target.array.rows * target.array.cols * max(kpc[t] for t in modes or kpc)
     row = {
         "layer": name,
         "cycles": model.cycles,

@@ -7,8 +7,12 @@ the dialect, the binary encoding and the simulator cannot drift apart. Each fiel
 ```mlir
 sparrow.load buf=act dtype=i8 sp=0 dram=4096 rows=64 cols=1 rstride=1 cstride=64 {layer = "conv1"}
 sparrow.gemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=64 k=9 n=8 accumulate=0
+sparrow.gemm adtype=i8 wdtype=u1 acc=0 act=0 wgt=0 m=64 k=9 n=8 accumulate=0 wfmt=binary askip=1
 sparrow.halt
 ```
+
+Fields with a default (the GEMM family's `wfmt cdtype cb askip`) are optional properties,
+left out of the text and of the properties while they hold their default.
 
 `sparrow.segment` is a data directive, not an instruction: it places a named array in the
 memory image (`kind` says what it is, which the cost report uses to split DRAM bytes):
@@ -24,7 +28,7 @@ from typing import ClassVar
 
 from xdsl.dialects.builtin import ArrayAttr, IntAttr, IntegerAttr, StringAttr, i64
 from xdsl.ir import Dialect
-from xdsl.irdl import IRDLOperation, irdl_op_definition, prop_def
+from xdsl.irdl import IRDLOperation, irdl_op_definition, opt_prop_def, prop_def
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
@@ -40,12 +44,12 @@ class SparrowInstruction(IRDLOperation):
     @classmethod
     def from_instruction(cls, ins: isa.Instruction, layer: str | None = None) -> SparrowInstruction:
         op_cls = OPS[ins.mnemonic]
-        props = {n: IntegerAttr(v, i64) for n, v in zip(ins.spec.field_names, ins.values)}
+        props = _properties(ins.spec, dict(zip(ins.spec.field_names, ins.values)))
         attrs = {"layer": StringAttr(layer)} if layer else {}
         return op_cls.create(properties=props, attributes=attrs)
 
     def instruction(self) -> isa.Instruction:
-        values = {n: self.properties[n].value.data for n in self.SPEC.field_names}
+        values = {n: self.properties[n].value.data for n in self.SPEC.field_names if n in self.properties}
         return isa.Instruction.make(self.SPEC.mnemonic, **values)
 
     @property
@@ -63,7 +67,12 @@ class SparrowInstruction(IRDLOperation):
     def parse(cls, parser: Parser) -> SparrowInstruction:
         values: dict[str, int] = {}
         for f in cls.SPEC.fields:
-            parser.parse_keyword(f.name)
+            if f.default is not None:  # optional field: absent means its default
+                if parser.parse_optional_keyword(f.name) is None:
+                    values[f.name] = f.default
+                    continue
+            else:
+                parser.parse_keyword(f.name)
             parser.parse_punctuation("=")
             if f.enum is not None:
                 text = parser.parse_identifier(f"{f.name} ({', '.join(e.name.lower() for e in f.enum)})")
@@ -74,8 +83,7 @@ class SparrowInstruction(IRDLOperation):
             else:
                 values[f.name] = parser.parse_integer(allow_boolean=False)
         attrs = parser.parse_optional_attr_dict()
-        props = {n: IntegerAttr(v, i64) for n, v in values.items()}
-        return cls.create(properties=props, attributes=attrs)
+        return cls.create(properties=_properties(cls.SPEC, values), attributes=attrs)
 
     def print(self, printer: Printer) -> None:
         text = isa.format_instruction(self.instruction())
@@ -83,8 +91,15 @@ class SparrowInstruction(IRDLOperation):
         printer.print_op_attributes(self.attributes)
 
 
+def _properties(spec: isa.InstructionSpec, values: dict[str, int]) -> dict[str, IntegerAttr]:
+    """One `i64` property per field; a field with a default is stored only when it differs."""
+    return {f.name: IntegerAttr(values[f.name], i64) for f in spec.fields
+            if f.default is None or values[f.name] != f.default}
+
+
 def _make_op(spec: isa.InstructionSpec) -> type[SparrowInstruction]:
-    body: dict[str, object] = {n: prop_def(IntegerAttr) for n in spec.field_names}
+    body: dict[str, object] = {f.name: prop_def(IntegerAttr) if f.default is None else opt_prop_def(IntegerAttr)
+                               for f in spec.fields}
     body.update(name=f"sparrow.{spec.mnemonic}", SPEC=spec,
                 __doc__=f"`{spec.mnemonic}`: {spec.doc} (docs/isa.md).")
     body["__annotations__"] = {"SPEC": ClassVar[isa.InstructionSpec]}

@@ -35,6 +35,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from spaq.backends.sparrow import core, packing
+from spaq.backends.sparrow.cost import mac_type
 from spaq.backends.sparrow.isa import Buffer, DType, EpilogueMode, Instruction
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import Evaluation, io_names, main_func
@@ -275,7 +276,10 @@ class LowerToSparrowPass(ModulePass):
 
 def _check_support(layer: Layer, target) -> None:
     if layer.kind in ("conv", "gemm"):
-        kind = "i8" if not layer.adtype.is_float else ("f16" if layer.adtype == DType.F16 else "f32")
+        try:
+            kind = mac_type(layer.adtype, layer.wdtype)  # the one decision of the GEMM mode
+        except ValueError as e:
+            raise SpaqError(f"layer '{layer.name}': {e}") from None
         if kind not in target.array.k_per_cycle:
             raise SpaqError(f"layer '{layer.name}': target {target.name} has no {kind} GEMM")
         if layer.nm is not None and not target.supports_nm(*layer.nm):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from spaq.backends.sparrow.isa import DType, EpilogueMode
-from spaq.backends.sparrow.packing import STORAGE_DTYPE, check_int_range, nm_decompress, value_dtype
+from spaq.backends.sparrow.isa import DType, EpilogueMode, WeightFormat
+from spaq.backends.sparrow.packing import (
+    STORAGE_DTYPE, binary_decode, check_int_range, codebook_decode, nm_decompress, ternary_check, value_dtype,
+)
 
 # -- element conversions -----------------------------------------------------------------
 
@@ -163,6 +165,8 @@ def _exact_int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
         chunk = (limit - 1) // bound
         if chunk >= max(min(k, _MIN_CHUNK), 1):
             af, wf = a.astype(ftype), w.astype(ftype)
+            if chunk >= k:  # one chunk: every partial sum is exact (the common case)
+                return (af @ wf.T).astype(np.int64)
             out = np.zeros((a.shape[0], w.shape[0]), np.int64)
             for s in range(0, max(k, 1), chunk):
                 out += (af[:, s : s + chunk] @ wf[:, s : s + chunk].T).astype(np.int64)
@@ -170,14 +174,22 @@ def _exact_int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a.astype(np.int64) @ w.astype(np.int64).T
 
 
-def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType) -> np.ndarray:
+def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
+         skip_zero_activations: bool = False, operands_exact: bool = False) -> np.ndarray:
     """A[m, k] . W[n, k]^T.
 
     Integer operands (values must lie in their types): the exact sum of products,
     wrapped modulo 2^32 to int32.
     Float operands: each operand rounded to its type (`round_to`), products and
     accumulation in float32 (np.matmul; summation order is BLAS's). Returns int32 / float32.
-    Mixing an integer and a float operand is a ValueError."""
+    Mixing an integer and a float operand is a ValueError.
+
+    skip_zero_activations (GEMM `askip`): products with a zero activation are not formed.
+    The result is the same except that a zero activation meeting an Inf / NaN weight adds
+    nothing (IEEE would make the product NaN).
+
+    operands_exact: the caller guarantees float operands already hold values of their types
+    (as the simulator's, read from packed bytes, do), so the rounding is skipped."""
     a, w = np.asarray(a), np.asarray(w)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
         raise ValueError(f"gemm needs A[m, k] and W[n, k], got {a.shape} and {w.shape}")
@@ -186,10 +198,41 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType) -> np.ndarr
             f"gemm operands must both be integer or both float, got {adtype.name.lower()} and {wdtype.name.lower()}"
         )
     if adtype.is_float:
-        return np.matmul(round_to(a, adtype), round_to(w, wdtype).T)
+        if not operands_exact:
+            a, w = round_to(a, adtype), round_to(w, wdtype)
+        bad = ~np.isfinite(w).all(axis=0) if skip_zero_activations else None
+        if bad is None or not bad.any():
+            return np.matmul(a, w.T)
+        # columns holding an Inf / NaN weight: their products are formed only for non-zero activations
+        out = np.matmul(a, np.where(bad, np.float32(0), w).T)
+        ab, wb = a[:, bad], w[:, bad]
+        with np.errstate(invalid="ignore", over="ignore"):
+            prod = np.where(ab[:, None, :] == 0, np.float32(0), ab[:, None, :] * wb[None, :, :])
+        return out + prod.sum(axis=-1, dtype=np.float32)
     check_int_range(a, adtype)
     check_int_range(w, wdtype)
     return _exact_int_matmul(a, w).astype(np.int32)
+
+
+def weight_type(wdtype: DType, wfmt: WeightFormat, cdtype: DType) -> DType:
+    """The type a GEMM's weight values have once read through their format: `wdtype` for
+    PLAIN, i2 for BINARY (+-1) and TERNARY, the entry type `cdtype` for CODEBOOK."""
+    if wfmt is WeightFormat.CODEBOOK:
+        return cdtype
+    return wdtype if wfmt is WeightFormat.PLAIN else DType.I2
+
+
+def weight_values(stored: np.ndarray, wfmt: WeightFormat, table: np.ndarray | None = None) -> np.ndarray:
+    """Stored weight elements -> weight values (docs/isa.md, "Weight formats"): PLAIN as is,
+    BINARY u1 code c -> 2c - 1, TERNARY i2 checked to be -1 / 0 / +1, CODEBOOK index i ->
+    table[i]. ValueError for a ternary -2."""
+    if wfmt is WeightFormat.BINARY:
+        return binary_decode(stored)
+    if wfmt is WeightFormat.TERNARY:
+        return ternary_check(stored)
+    if wfmt is WeightFormat.CODEBOOK:
+        return codebook_decode(stored, table)
+    return np.asarray(stored)
 
 
 def nm_gemm(a, values, indices, n: int, m: int, k: int, adtype: DType, wdtype: DType) -> np.ndarray:
@@ -246,7 +289,11 @@ def maxpool(x, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, pad_value=None) -> np.nda
 
 
 def softmax(x, axis: int = -1) -> np.ndarray:
-    """exp(x - max) / sum(exp(x - max)) along `axis`, all in float32."""
-    x = np.asarray(x, np.float32)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    """exp(x - max) / sum(exp(x - max)) along `axis`, all in float32, with the vector unit's
+    definitions of max, exp and the tree sum (`vector.softmax`; the SOFTMAX instruction)."""
+    from spaq.backends.sparrow import vector  # vector.py builds on this module
+
+    x = np.moveaxis(np.asarray(x, np.float32), axis, -1)
+    if x.size == 0:
+        return np.moveaxis(x.copy(), -1, axis)
+    return np.moveaxis(vector.softmax(x.reshape(-1, x.shape[-1])).reshape(x.shape), -1, axis)

@@ -17,6 +17,7 @@ DRAM addresses are byte addresses; strides, rows and columns count elements.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,88 @@ class EpilogueMode(enum.IntEnum):
     DEQUANT = 2  # int32 accumulator (+ int32 bias) -> fp32 * per-channel scale
 
 
+class WeightFormat(enum.IntEnum):
+    """How a GEMM-family instruction reads its weight elements (docs/isa.md, "Weight formats").
+
+    PLAIN: values of `wdtype`. BINARY: `wdtype` u1, bit b is the weight 2b - 1 (+-1).
+    TERNARY: `wdtype` i2 holding -1, 0 or +1 (-2 is an error). CODEBOOK: `wdtype` u1/u2/u4/u8
+    indices into a table of 2^bits entries of `cdtype` in PARAM at `cb`."""
+
+    PLAIN = 0
+    BINARY = 1
+    TERNARY = 2
+    CODEBOOK = 3
+
+
+class MetaFormat(enum.IntEnum):
+    """Metadata of the unstructured sparse GEMM (USGEMM): a bitmask of the non-zero
+    positions, or CSR row pointers + column indices (docs/isa.md)."""
+
+    BITMASK = 0
+    CSR = 1
+
+
+# -- vector unit (docs/isa.md, "Vector unit"; numerics in vector.py) --------------------------
+
+
+class BinaryOp(enum.IntEnum):
+    """VBIN operations on float32 values: arithmetic, IEEE 754-2019 maximum / minimum, and
+    comparisons that produce 1.0 (true) / 0.0 (false)."""
+
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    DIV = 3
+    MAX = 4
+    MIN = 5
+    EQ = 6
+    NE = 7
+    LT = 8
+    LE = 9
+    GT = 10
+    GE = 11
+
+
+class UnaryOp(enum.IntEnum):
+    """VUN functions: exact ones (COPY, NEG, ABS, RCP, SQRT, RSQRT from correctly rounded
+    float32 operations) and the defined float32 approximations EXP, ERF, TANH, GELU."""
+
+    COPY = 0
+    NEG = 1
+    ABS = 2
+    EXP = 3
+    RCP = 4
+    SQRT = 5
+    RSQRT = 6
+    ERF = 7
+    TANH = 8
+    GELU = 9
+
+
+class ReduceOp(enum.IntEnum):
+    """VRED reductions along one tile axis: tree sum, sum of squares, IEEE max / min, max |x|."""
+
+    SUM = 0
+    SUMSQ = 1
+    MAX = 2
+    MIN = 3
+    MAXABS = 4
+
+
+class Bcast(enum.IntEnum):
+    """How a vector instruction's second operand covers the [rows, cols] result: a whole
+    tile, a row vector [1, cols] (per column), a column vector [rows, 1] (per row), one
+    value [1, 1], the `imm` field (float32 bits), or [rows, ceil(cols/group)] (per group
+    of `group` columns)."""
+
+    TILE = 0
+    ROW = 1
+    COL = 2
+    SCALAR = 3
+    IMM = 4
+    GROUP = 5
+
+
 def epilogue_params(mode: EpilogueMode, bias: bool) -> tuple[tuple[str, DType], ...]:
     """The PARAM block an EPILOGUE reads: consecutive per-column vectors of `cols` 4-byte
     words, in this order (docs/isa.md)."""
@@ -113,6 +196,8 @@ class Field:
     bits: int
     enum: type[enum.IntEnum] | None = None
     doc: str = ""
+    default: int | None = None  # optional in assembly text and `Instruction.make`; printed only when != default
+    hex: bool = False  # printed as 0x%08x (float32 bit patterns)
 
 
 @dataclass(frozen=True)
@@ -126,13 +211,19 @@ class InstructionSpec:
         used = OPCODE_BITS + sum(f.bits for f in self.fields)
         assert used <= WORD_BITS, f"{self.mnemonic}: {used} bits do not fit one word"
 
-    @property
+    @functools.cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
+    @functools.cached_property
+    def field_index(self) -> dict[str, int]:
+        """Position of each field (decoded field access is on the simulator's hot path)."""
+        return {f.name: i for i, f in enumerate(self.fields)}
 
-def _f(name: str, bits: int, enum_: type[enum.IntEnum] | None = None, doc: str = "") -> Field:
-    return Field(name, bits, enum_, doc)
+
+def _f(name: str, bits: int, enum_: type[enum.IntEnum] | None = None, doc: str = "",
+       default: int | None = None) -> Field:
+    return Field(name, bits, enum_, doc, default)
 
 
 _ADDR = 24  # scratchpad byte address: up to 16 MiB per buffer
@@ -160,6 +251,15 @@ _GEMM_FIELDS = (
     _f("n", _DIM),
     _f("accumulate", 1, doc="1: add to ACC, 0: overwrite"),
 )
+# Every GEMM-family instruction ends with these (after its sparse-metadata fields), all
+# optional with default 0: a word with them zero is a plain-weight GEMM without activation
+# skipping, and the assembly text omits them.
+_GEMM_SUFFIX = (
+    _f("wfmt", 2, WeightFormat, "how weight elements are read; optional, default plain", 0),
+    _f("cdtype", 5, DType, "codebook entry type (codebook only); optional, default 0", 0),
+    _f("cb", _ADDR, doc="PARAM address of the codebook table (codebook only); optional, default 0", default=0),
+    _f("askip", 1, doc="1: skip zero activations; optional, default 0", default=0),
+)
 _WINDOW_FIELDS = (
     _f("dtype", 5, DType),
     _f("src", _ADDR, doc="ACT address of the [h, w, c] input tile"),
@@ -179,17 +279,126 @@ _WINDOW_FIELDS = (
     _f("dw", 4),
 )
 
+# Vector unit: every operand names its scratchpad, element type and address; types,
+# scratchpads and broadcast mode are optional (default f32 / act / tile).
+_F32_ONE = 0x3F800000
+
+
+def _imm(doc: str, default: int) -> Field:
+    return Field("imm", 32, None, doc, default, hex=True)
+
+
+def _vsrc(suffix: str, what: str, dtype_default: int = 0) -> tuple[Field, ...]:
+    return (
+        _f("dtype" + suffix, 5, DType, f"{what} element type; optional, default {DType(dtype_default).name.lower()}",
+           dtype_default),
+        _f("buf" + suffix, 3, Buffer, f"{what} scratchpad; optional, default act", 0),
+        _f("src" + suffix, _ADDR, doc=f"{what} address"),
+    )
+
+
+_VOUT = (
+    _f("odtype", 5, DType, "result element type; optional, default f32", 0),
+    _f("obuf", 3, Buffer, "result scratchpad; optional, default act", 0),
+    _f("dst", _ADDR, doc="result address"),
+)
+_VSHAPE = (_f("rows", _DIM), _f("cols", _DIM))
+_VSECOND = (
+    _f("bcast", 3, Bcast, "second operand's shape; optional, default tile", 0),
+    *(f if f.name != "src1" else _f("src1", _ADDR, doc="second operand address; optional, default 0", default=0)
+      for f in _vsrc("1", "second operand")),
+    _f("group", _DIM, doc="columns per second-operand element (bcast=group); optional, default 0", default=0),
+    _imm("float32 bits of the second operand (bcast=imm); optional, default 0", 0),
+)
+_VECTOR_INSTRUCTIONS = (
+    InstructionSpec(
+        "vbin", 0x30,
+        (_f("op", 5, BinaryOp), *_vsrc("", "first operand"), *_VSECOND, *_VOUT, *_VSHAPE),
+        "elementwise src op src1 (src1 a tile, row / column vector, scalar, immediate or groups)",
+    ),
+    InstructionSpec(
+        "vun", 0x31,
+        (_f("op", 5, UnaryOp), *_vsrc("", "operand"),
+         _imm("float32 bits of the input scale a: y = f(a * x); optional, default 1.0", _F32_ONE),
+         *_VOUT, *_VSHAPE),
+        "elementwise function: exp, rcp, sqrt, rsqrt, erf, tanh, gelu, ...",
+    ),
+    InstructionSpec(
+        "vred", 0x32,
+        (_f("op", 3, ReduceOp), _f("axis", 1, doc="1: along each row -> [rows, 1]; 0: along each column -> [1, cols]; "
+                                    "optional, default 1", default=1),
+         *_vsrc("", "operand"),
+         _imm("float32 bits of the output scale a: y = a * r; optional, default 1.0", _F32_ONE),
+         *_VOUT, *_VSHAPE),
+        "reduction along a tile axis: sum, sum of squares, max, min, max |x|",
+    ),
+    InstructionSpec(
+        "vsel", 0x33,
+        (_f("mdtype", 5, DType, "mask element type; optional, default f32", 0),
+         _f("mbcast", 3, Bcast, "mask's shape; optional, default tile", 0),
+         _f("mbuf", 3, Buffer, "mask scratchpad; optional, default act", 0),
+         _f("mask", _ADDR, doc="mask address (non-zero selects the first operand)"),
+         *_vsrc("", "first operand"), *_VSECOND, *_VOUT, *_VSHAPE),
+        "elementwise select: mask != 0 ? src : src1",
+    ),
+    InstructionSpec(
+        "vquant", 0x34,
+        (_f("odtype", 5, DType, "quantized type (integer of at most 8 bits, or fp8)"),
+         _f("axis", 1, doc="1: one scale per row (per token); 0: one per column; optional, default 1", default=1),
+         *_vsrc("", "float operand"),
+         _f("obuf", 3, Buffer, "quantized tile scratchpad; optional, default act", 0),
+         _f("dst", _ADDR, doc="quantized tile address"),
+         _f("sbuf", 3, Buffer, "scales scratchpad; optional, default act", 0),
+         _f("scale", _ADDR, doc="address of the f32 scales written ([rows, 1] or [1, cols])"),
+         *_VSHAPE),
+        "dynamic symmetric quantization: per-row (or per-column) scale max|x| / qmax, computed on the fly",
+    ),
+    InstructionSpec(
+        "vreq", 0x35,
+        (*_vsrc("", "integer operand", int(DType.I32)),
+         _f("odtype", 5, DType, "integer result type"),
+         _f("obuf", 3, Buffer, "result scratchpad; optional, default act", 0),
+         _f("dst", _ADDR, doc="result address"),
+         *_VSHAPE,
+         _f("mult", 31, doc="fixed-point multiplier (one for the tile)"),
+         _f("shift", 6, doc="right shift, 1..62"),
+         _f("zp", 8, doc="output zero point, two's complement if odtype is signed; optional, default 0", default=0),
+         _f("relu", 1, doc="1: clamp below at the zero point; optional, default 0", default=0)),
+        "per-tensor requantization of an integer tile: (x * mult + 2^(shift-1)) >> shift, + zp, saturate",
+    ),
+)
+
 INSTRUCTIONS: tuple[InstructionSpec, ...] = (
     InstructionSpec("load", 0x01, _DMA_FIELDS, "2-D strided DMA from DRAM into a scratchpad"),
     InstructionSpec("store", 0x02, _DMA_FIELDS, "2-D strided DMA from a scratchpad to DRAM"),
-    InstructionSpec("gemm", 0x10, _GEMM_FIELDS, "dense tile GEMM: ACC[m,n] (+)= ACT[m,k] . WGT[n,k]^T"),
+    InstructionSpec("gemm", 0x10, _GEMM_FIELDS + _GEMM_SUFFIX,
+                    "dense tile GEMM: ACC[m,n] (+)= ACT[m,k] . WGT[n,k]^T"),
     InstructionSpec(
         "spgemm", 0x11,
         _GEMM_FIELDS + (
             _f("meta", _ADDR, doc="META address of the [n, ceil(k/nm_m)*nm_n] index tile"),
             _f("nm_n", 4), _f("nm_m", 5),
-        ),
+        ) + _GEMM_SUFFIX,
         "N:M sparse tile GEMM: WGT holds the kept values, META their in-group indices",
+    ),
+    InstructionSpec(
+        "bsgemm", 0x12,
+        _GEMM_FIELDS + (
+            _f("meta", _ADDR, doc="META address of the block index list"),
+            _f("br", 8, doc="block rows (along n)"),
+            _f("bc", 8, doc="block columns (along k)"),
+            _f("nb", _ADDR, doc="stored blocks"),
+        ) + _GEMM_SUFFIX,
+        "block-sparse tile GEMM: WGT holds the stored br x bc blocks, META their block indices",
+    ),
+    InstructionSpec(
+        "usgemm", 0x13,
+        _GEMM_FIELDS + (
+            _f("fmt", 1, MetaFormat, "metadata format"),
+            _f("meta", _ADDR, doc="META address of the bitmask or CSR metadata"),
+            _f("nnz", 32, doc="stored (non-zero) weights"),
+        ) + _GEMM_SUFFIX,
+        "unstructured sparse tile GEMM: WGT holds the nnz stored values, META a bitmask or CSR",
     ),
     InstructionSpec(
         "im2col", 0x20, _WINDOW_FIELDS,
@@ -229,11 +438,14 @@ INSTRUCTIONS: tuple[InstructionSpec, ...] = (
         (_f("src", _ADDR), _f("dst", _ADDR), _f("rows", _DIM), _f("cols", _DIM)),
         "row-wise softmax of an fp32 [rows, cols] tile",
     ),
+    *_VECTOR_INSTRUCTIONS,
     InstructionSpec("halt", 0x3F, (), "end of program"),
 )
 
 BY_MNEMONIC: dict[str, InstructionSpec] = {s.mnemonic: s for s in INSTRUCTIONS}
 BY_OPCODE: dict[int, InstructionSpec] = {s.opcode: s for s in INSTRUCTIONS}
+GEMM_FAMILY = ("gemm", "spgemm", "bsgemm", "usgemm")
+"""The matrix-unit instructions: ACC (+)= ACT . W^T with W dense, N:M, block or unstructured sparse."""
 
 
 class EncodingError(ValueError):
@@ -247,9 +459,18 @@ class Instruction:
     spec: InstructionSpec
     values: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        # Each field as a plain attribute (enum fields as their IntEnum member), so `ins.rows`
+        # is an ordinary lookup: the simulator reads fields on every executed instruction.
+        for f, v in zip(self.spec.fields, self.values):
+            if not hasattr(Instruction, f.name):
+                object.__setattr__(self, f.name, f.enum._value2member_map_.get(v, v) if f.enum else v)
+
     @staticmethod
     def make(mnemonic: str, **fields: int) -> Instruction:
+        """The instruction with these field values; fields with a default may be left out."""
         spec = BY_MNEMONIC[mnemonic]
+        fields = {f.name: f.default for f in spec.fields if f.default is not None} | fields
         missing = set(spec.field_names) - fields.keys()
         extra = fields.keys() - set(spec.field_names)
         if missing or extra:
@@ -258,8 +479,8 @@ class Instruction:
 
     def __getattr__(self, name: str) -> int:
         try:
-            i = self.spec.field_names.index(name)
-        except ValueError:
+            i = self.spec.field_index[name]
+        except KeyError:
             raise AttributeError(name) from None
         f = self.spec.fields[i]
         return f.enum(self.values[i]) if f.enum else self.values[i]
@@ -276,12 +497,15 @@ class Instruction:
 
 
 def _field_text(f: Field, v: int) -> str:
-    return f.enum(v).name.lower() if f.enum else str(v)
+    if f.enum:
+        return f.enum(v).name.lower()
+    return f"0x{v:08x}" if f.hex else str(v)
 
 
 def format_instruction(ins: Instruction) -> str:
-    """Assembly text: `gemm adtype=i8 wdtype=i8 acc=0 ...` (the sparrow dialect prints the same)."""
-    parts = [f"{f.name}={_field_text(f, v)}" for f, v in zip(ins.spec.fields, ins.values)]
+    """Assembly text: `gemm adtype=i8 wdtype=i8 acc=0 ...` (the sparrow dialect prints the same).
+    Fields with a default are left out when they hold it."""
+    parts = [f"{f.name}={_field_text(f, v)}" for f, v in zip(ins.spec.fields, ins.values) if v != f.default]
     return " ".join([ins.mnemonic, *parts])
 
 

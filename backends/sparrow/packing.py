@@ -12,7 +12,17 @@ The last axis of an array is a *row*: each row starts on a byte boundary, so a [
 takes r * ceil(c * bits / 8) bytes. This is the layout in DRAM and in every scratchpad.
 
 N:M sparsity keeps at most N non-zeros in each group of M consecutive columns; a row is
-stored as its kept values plus their in-group indices (see `nm_compress`).
+stored as its kept values plus their in-group indices (see `nm_compress`). The other
+GEMM-family formats (docs/isa.md, "Weight formats" and "Sparse metadata"), each a pair of
+packer and unpacker:
+
+    binary_encode / binary_decode          +-1 weights  <-> u1 codes (bit = (w + 1) / 2)
+    ternary_check                          -1 / 0 / +1 weights stored as i2
+    codebook_encode / codebook_decode      values       <-> indices into a 2^bits table
+    block_compress / block_decompress      dense        <-> block ids + stored br x bc blocks
+    bitmask_compress / bitmask_decompress  dense        <-> [rows, k] mask + values in row-major order
+    csr_compress / csr_decompress          dense        <-> row pointers + column indices + values
+    pack_indices / unpack_indices          index lists  <-> little-endian 1-, 2- or 4-byte words
 """
 
 from __future__ import annotations
@@ -90,13 +100,22 @@ def from_bytes(buf: np.ndarray | bytes, dtype: DType, count: int) -> np.ndarray:
     b = b[..., :nbytes]
     if dtype in STORAGE_DTYPE:
         return np.ascontiguousarray(b).view(STORAGE_DTYPE[dtype]).astype(value_dtype(dtype))
+    # one table lookup per byte: the word holding its 8 / bits one-byte values, viewed as bytes
+    codes = np.take(_UNPACK[dtype], b).view(value_dtype(dtype))
+    return codes[..., :count]
+
+
+def _unpack_table(dtype: DType) -> np.ndarray:
+    """[256] words: word v holds the 8 / bits elements of byte value v (LSB first,
+    sign-extended if signed), one byte each, in memory order."""
     bits, per_byte = dtype.bits, 8 // dtype.bits
-    codes = (b[..., None] >> (np.arange(per_byte, dtype=np.uint8) * bits)) & ((1 << bits) - 1)
-    codes = codes.reshape(*b.shape[:-1], nbytes * per_byte)[..., :count]
+    codes = (np.arange(256, dtype=np.int16)[:, None] >> (np.arange(per_byte) * bits)) & ((1 << bits) - 1)
     if dtype.is_signed:
-        codes = codes.astype(np.int8)
-        codes -= (codes >> (bits - 1)) << bits  # sign-extend
-    return codes.astype(value_dtype(dtype))
+        codes -= (codes >> (bits - 1)) << bits
+    return np.ascontiguousarray(codes.astype(value_dtype(dtype))).view(f"u{per_byte}")[:, 0]
+
+
+_UNPACK = {d: _unpack_table(d) for d in DType if d.bits < 8}
 
 
 def packed_nbytes(shape: tuple[int, ...], dtype: DType) -> int:
@@ -152,11 +171,13 @@ def nm_compress(dense: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarr
     return values, keep.reshape(rows, groups * n).astype(np.uint8)
 
 
-def nm_decompress(values: np.ndarray, indices: np.ndarray, n: int, m: int, k: int) -> np.ndarray:
+def nm_decompress(values: np.ndarray, indices: np.ndarray, n: int, m: int, k: int,
+                  strict_padding: bool = True) -> np.ndarray:
     """Inverse of `nm_compress`: scatter [rows, G*n] kept values to a dense [rows, k].
 
-    ValueError if an index is >= m, indices of a group are not strictly ascending, or a
-    non-zero value lands in the padding beyond column k."""
+    ValueError if an index is >= m, indices of a group are not strictly ascending, or (with
+    `strict_padding`) a non-zero value lands in the padding beyond column k. The GEMMs pass
+    strict_padding=False: a padding slot has no activation to meet, its value is ignored."""
     _check_nm(n, m)
     values, indices = np.asarray(values), np.asarray(indices)
     groups = nm_groups(k, m)
@@ -175,6 +196,222 @@ def nm_decompress(values: np.ndarray, indices: np.ndarray, n: int, m: int, k: in
     dense = np.zeros((rows, groups * m), values.dtype)
     positions = (idx + np.arange(groups)[:, None] * m).reshape(rows, groups * n)
     np.put_along_axis(dense, positions, values, axis=1)
-    if dense[:, k:].any():
+    if strict_padding and dense[:, k:].any():
         raise ValueError(f"N:M values beyond column {k - 1} (padding of the last group) must be zero")
     return dense[:, :k]
+
+
+# -- weight formats: binary, ternary, codebook -----------------------------------------------
+
+CODEBOOK_INDEX_TYPES = (DType.U1, DType.U2, DType.U4, DType.U8)
+"""Index types of codebook weights: a table of 2, 4, 16 or 256 entries."""
+
+
+def binary_encode(w: np.ndarray) -> np.ndarray:
+    """+-1 weights -> u1 codes (uint8 0 / 1): code = (w + 1) / 2. ValueError for other values."""
+    w = np.asarray(w)
+    if w.size and not ((w == 1) | (w == -1)).all():
+        raise ValueError("binary weights must be -1 or +1")
+    return (w > 0).astype(np.uint8)
+
+
+def binary_decode(codes: np.ndarray) -> np.ndarray:
+    """u1 codes -> int8 weights 2 * code - 1 (0 -> -1, 1 -> +1)."""
+    return (np.asarray(codes).astype(np.int8) << 1) - np.int8(1)
+
+
+def ternary_check(w: np.ndarray) -> np.ndarray:
+    """Ternary weights (stored as i2) as int8: ValueError unless every value is -1, 0 or +1."""
+    w = np.asarray(w)
+    if w.size and (w.min() < -1 or w.max() > 1 or (w.dtype.kind == "f" and not np.array_equal(w, np.trunc(w)))):
+        raise ValueError("ternary weights must be -1, 0 or +1 (i2 code -2 is not a ternary value)")
+    return w.astype(np.int8)
+
+
+def codebook_size(index_dtype: DType) -> int:
+    """Entries of the table that `index_dtype` indices address: 2^bits."""
+    if index_dtype not in CODEBOOK_INDEX_TYPES:
+        raise ValueError(f"codebook indices must be u1, u2, u4 or u8, got {index_dtype.name.lower()}")
+    return 1 << index_dtype.bits
+
+
+def codebook_encode(w: np.ndarray, index_dtype: DType) -> tuple[np.ndarray, np.ndarray]:
+    """Weights with at most 2^bits distinct values -> (uint8 indices of w's shape, table).
+
+    The table holds the distinct values in ascending order, padded with zeros to 2^bits
+    entries; ValueError if there are more distinct values than entries."""
+    size = codebook_size(index_dtype)
+    w = np.asarray(w)
+    values = np.unique(w)
+    if values.size > size:
+        raise ValueError(f"{values.size} distinct weight values do not fit a {size}-entry codebook")
+    table = np.zeros(size, w.dtype)
+    table[: values.size] = values
+    return np.searchsorted(values, w).astype(np.uint8), table
+
+
+def codebook_decode(indices: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[indices]: ValueError if an index is outside the table."""
+    indices, table = np.asarray(indices), np.asarray(table)
+    if indices.size and int(indices.max()) >= table.size:
+        raise ValueError(f"codebook index {int(indices.max())} is outside the {table.size}-entry table")
+    return table[indices]
+
+
+# -- sparse metadata: index words, block lists, bitmasks, CSR -----------------------------------
+
+
+def index_bytes(limit: int) -> int:
+    """Bytes of an index word holding 0..limit: 1, 2 or 4 (little-endian unsigned)."""
+    for nbytes in (1, 2, 4):
+        if limit < 1 << (8 * nbytes):
+            return nbytes
+    raise ValueError(f"index {limit} does not fit 32 bits")
+
+
+def pack_indices(values: np.ndarray, nbytes: int) -> np.ndarray:
+    """Non-negative integers -> uint8 [count * nbytes], each a little-endian word."""
+    v = np.asarray(values, np.int64).ravel()
+    if v.size and (v.min() < 0 or v.max() >= 1 << (8 * nbytes)):
+        raise ValueError(f"indices must lie in [0, {(1 << (8 * nbytes)) - 1}]")
+    return np.ascontiguousarray(v.astype(f"<u{nbytes}")).view(np.uint8)
+
+
+def unpack_indices(buf: np.ndarray, nbytes: int, count: int) -> np.ndarray:
+    """Inverse of `pack_indices`: `count` words from the start of `buf` (uint8), as int64."""
+    b = np.ascontiguousarray(np.asarray(buf, np.uint8).ravel()[: count * nbytes])
+    if b.size != count * nbytes:
+        raise ValueError(f"{count} {nbytes}-byte indices need {count * nbytes} bytes, buffer has {b.size}")
+    return b.view(f"<u{nbytes}").astype(np.int64)
+
+
+def block_grid(rows: int, k: int, br: int, bc: int) -> tuple[int, int]:
+    """Block rows and block columns covering a [rows, k] matrix with br x bc blocks."""
+    if br < 1 or bc < 1:
+        raise ValueError(f"block shape {br}x{bc} is impossible")
+    return -(-rows // br), -(-k // bc)
+
+
+def block_index_bytes(rows: int, k: int, br: int, bc: int) -> int:
+    """Bytes of one block index: the fewest of 1, 2, 4 holding the largest block id."""
+    gr, gc = block_grid(rows, k, br, bc)
+    return index_bytes(max(gr * gc - 1, 0))
+
+
+def block_compress(dense: np.ndarray, br: int, bc: int) -> tuple[np.ndarray, np.ndarray]:
+    """A [rows, k] matrix -> (ids [nb], blocks [nb * br, bc]).
+
+    The matrix is viewed zero-padded to whole br x bc blocks, block (i, j) with id
+    i * ceil(k / bc) + j; the stored blocks are those with a non-zero element, in ascending
+    id order, each br rows of bc values."""
+    dense = np.asarray(dense)
+    if dense.ndim != 2:
+        raise ValueError(f"block_compress expects a [rows, k] matrix, got shape {dense.shape}")
+    rows, k = dense.shape
+    gr, gc = block_grid(rows, k, br, bc)
+    padded = np.pad(dense, [(0, gr * br - rows), (0, gc * bc - k)])
+    grid = padded.reshape(gr, br, gc, bc).transpose(0, 2, 1, 3).reshape(gr * gc, br, bc)
+    ids = np.flatnonzero(grid.reshape(gr * gc, -1).any(axis=1))
+    return ids, grid[ids].reshape(ids.size * br, bc)
+
+
+def block_decompress(ids: np.ndarray, blocks: np.ndarray, br: int, bc: int, rows: int, k: int) -> np.ndarray:
+    """Inverse of `block_compress`: a dense [rows, k]. Elements of stored blocks beyond row
+    `rows` or column `k` (the padding) are ignored. ValueError if an id is out of range or
+    the ids are not strictly ascending."""
+    gr, gc = block_grid(rows, k, br, bc)
+    ids, blocks = np.asarray(ids, np.int64).ravel(), np.asarray(blocks)
+    if blocks.shape != (ids.size * br, bc):
+        raise ValueError(f"{ids.size} blocks of {br}x{bc} need values of shape {(ids.size * br, bc)}, got {blocks.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= gr * gc):
+        raise ValueError(f"block index {int(ids.max())} is out of range for {gr}x{gc} blocks")
+    if (np.diff(ids) <= 0).any():
+        at = int(np.argmax(np.diff(ids) <= 0))
+        raise ValueError(f"block indices are not strictly ascending at position {at + 1}")
+    grid = np.zeros((gr * gc, br, bc), blocks.dtype)
+    grid[ids] = blocks.reshape(ids.size, br, bc)
+    return grid.reshape(gr, gc, br, bc).transpose(0, 2, 1, 3).reshape(gr * br, gc * bc)[:rows, :k]
+
+
+def bitmask_compress(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A [rows, k] matrix -> (mask uint8 0 / 1 [rows, k], non-zero values in row-major order)."""
+    dense = np.asarray(dense)
+    if dense.ndim != 2:
+        raise ValueError(f"bitmask_compress expects a [rows, k] matrix, got shape {dense.shape}")
+    mask = dense != 0
+    return mask.astype(np.uint8), dense[mask]
+
+
+def bitmask_decompress(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Inverse of `bitmask_compress`: values scattered, in row-major order, to the set bits of
+    the [rows, k] mask. ValueError unless there is exactly one value per set bit."""
+    mask, values = np.asarray(mask).astype(bool), np.asarray(values).ravel()
+    count = int(np.count_nonzero(mask))
+    if count != values.size:
+        raise ValueError(f"the bitmask has {count} set bits for {values.size} stored values")
+    dense = np.zeros(mask.shape, values.dtype)
+    dense[mask] = values
+    return dense
+
+
+def csr_compress(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A [rows, k] matrix -> (row_ptr [rows + 1], col_idx [nnz], values [nnz]) (int64 indices):
+    row r's non-zeros are values[row_ptr[r]:row_ptr[r + 1]] at columns col_idx[...], ascending."""
+    dense = np.asarray(dense)
+    if dense.ndim != 2:
+        raise ValueError(f"csr_compress expects a [rows, k] matrix, got shape {dense.shape}")
+    r, c = np.nonzero(dense)
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=dense.shape[0]))]).astype(np.int64)
+    return row_ptr, c.astype(np.int64), dense[r, c]
+
+
+def csr_decompress(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Inverse of `csr_compress`: a dense [len(row_ptr) - 1, k]. ValueError unless row_ptr
+    starts at 0, never decreases and ends at nnz, and every row's columns are strictly
+    ascending and < k."""
+    row_ptr, col_idx = np.asarray(row_ptr, np.int64).ravel(), np.asarray(col_idx, np.int64).ravel()
+    values = np.asarray(values).ravel()
+    nnz, rows = values.size, row_ptr.size - 1
+    if rows < 0 or col_idx.size != nnz:
+        raise ValueError(f"CSR needs row pointers and {nnz} column indices, got {row_ptr.size} and {col_idx.size}")
+    counts = np.diff(row_ptr)
+    if row_ptr[0] != 0 or row_ptr[-1] != nnz or (counts < 0).any():
+        raise ValueError(f"CSR row pointers must rise from 0 to nnz = {nnz}, got {row_ptr[:8].tolist()}...")
+    if nnz and (col_idx.min() < 0 or col_idx.max() >= k):
+        raise ValueError(f"CSR column index {int(col_idx.max())} is out of range for k = {k}")
+    rising = np.diff(col_idx) > 0
+    starts = row_ptr[1:-1]
+    rising[starts[(starts > 0) & (starts < nnz)] - 1] = True  # a new row may start anywhere
+    if not rising.all():
+        at = int(np.argmin(rising)) + 1
+        row = int(np.searchsorted(row_ptr, at, side="right")) - 1
+        raise ValueError(f"CSR row {row}: column indices are not strictly ascending")
+    dense = np.zeros((rows, k), values.dtype)
+    dense[np.repeat(np.arange(rows), counts), col_idx] = values
+    return dense
+
+
+def csr_index_bytes(nnz: int, k: int) -> tuple[int, int]:
+    """(row pointer bytes, column index bytes): the fewest of 1, 2, 4 holding nnz and k - 1."""
+    return index_bytes(nnz), index_bytes(max(k - 1, 0))
+
+
+def csr_meta_nbytes(rows: int, nnz: int, k: int) -> int:
+    """Bytes of CSR metadata: (rows + 1) row pointers, then nnz column indices."""
+    pb, cb = csr_index_bytes(nnz, k)
+    return (rows + 1) * pb + nnz * cb
+
+
+def csr_meta_to_bytes(row_ptr: np.ndarray, col_idx: np.ndarray, k: int) -> np.ndarray:
+    """CSR metadata as META holds it: the row pointers, then the column indices, each a
+    little-endian word of `csr_index_bytes(nnz, k)` bytes, no gap."""
+    col_idx = np.asarray(col_idx).ravel()
+    pb, cb = csr_index_bytes(col_idx.size, k)
+    return np.concatenate([pack_indices(row_ptr, pb), pack_indices(col_idx, cb)])
+
+
+def csr_meta_from_bytes(buf: np.ndarray, rows: int, nnz: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `csr_meta_to_bytes`: (row_ptr [rows + 1], col_idx [nnz]) from uint8 bytes."""
+    pb, cb = csr_index_bytes(nnz, k)
+    buf = np.asarray(buf, np.uint8).ravel()
+    return unpack_indices(buf, pb, rows + 1), unpack_indices(buf[(rows + 1) * pb :], cb, nnz)

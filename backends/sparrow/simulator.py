@@ -17,13 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spaq.backends.sparrow import core
-from spaq.backends.sparrow.cost import Cost, dram_kind, mac_type, priced
+from spaq.backends.sparrow import core, vector
+from spaq.backends.sparrow.cost import Cost, acc_type, dram_kind, gemm_mac_type, gemm_macs, priced
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import (
-    WORD_BYTES, Buffer, DType, EncodingError, EpilogueMode, Instruction, decode, encode, epilogue_params,
+    WORD_BYTES, Buffer, DType, EncodingError, EpilogueMode, Instruction, MetaFormat, WeightFormat, decode, encode,
+    epilogue_params,
 )
-from spaq.backends.sparrow.packing import from_bytes, nm_groups, nm_index_dtype, to_bytes
+from spaq.backends.sparrow.packing import (
+    bitmask_decompress, block_decompress, block_grid, block_index_bytes, codebook_size, csr_decompress,
+    csr_meta_from_bytes, csr_meta_nbytes, from_bytes, nm_decompress, nm_groups, nm_index_dtype, to_bytes,
+    unpack_indices, value_dtype,
+)
 from spaq.backends.sparrow.target import Target
 
 
@@ -167,46 +172,131 @@ class Machine:
         dst[:, :-1] = src[:, :-1]
         dst[:, -1] = (dst[:, -1] & (0xFF ^ mask)) | (src[:, -1] & mask)
 
-    # -- matrix unit -----------------------------------------------------------------------
+    # -- matrix unit: GEMM, SPGEMM, BSGEMM, USGEMM (docs/isa.md) ------------------------------
+    # Each decodes its weight tile (weight format, then sparse format) to a dense W[n, k] and
+    # multiplies through core.gemm; MACs and decoded elements are counted from the data.
 
-    def _acc_type(self, ins: Instruction) -> DType:
-        """Check the operand types have a GEMM mode on this target; the accumulator type."""
+    DENSE_LIMIT = 1 << 26
+    """Largest n * k a sparse GEMM may decode to (a limit of this simulator, not of the ISA)."""
+
+    def _gemm_mode(self, ins: Instruction) -> DType:
+        """Check the GEMM mode and the decoders it needs exist on this target; the ACC type."""
+        t = self.target
         try:
-            mac = mac_type(ins.adtype, ins.wdtype)
+            mac = gemm_mac_type(ins)
         except ValueError as e:
             raise _Fault(str(e)) from None
-        if mac not in self.target.array.k_per_cycle:
-            raise _Fault(f"target '{self.target.name}' has no {mac} GEMM mode")
-        return DType.I32 if mac == "i8" else DType.F32
+        if mac not in t.array.k_per_cycle:
+            raise _Fault(f"target '{t.name}' has no {mac} GEMM mode")
+        if ins.wfmt is WeightFormat.CODEBOOK:
+            if "codebook" not in t.decode_per_cycle:
+                raise _Fault(f"target '{t.name}' has no codebook weights")
+        elif ins.cdtype or ins.cb:
+            raise _Fault(f"cdtype and cb must be 0 unless wfmt=codebook (wfmt={ins.wfmt.name.lower()})")
+        if ins.askip and "act_detect" not in t.decode_per_cycle:
+            raise _Fault(f"target '{t.name}' cannot skip zero activations (askip=1)")
+        if ins.mnemonic != "gemm" and ins.n * ins.k > self.DENSE_LIMIT:
+            raise _Fault(f"a {ins.n}x{ins.k} sparse weight tile exceeds the simulator's limit of {self.DENSE_LIMIT} elements")
+        return acc_type(mac)
+
+    def _weights(self, ins: Instruction, rows: int, cols: int) -> np.ndarray:
+        """The [rows, cols] WGT tile read through the weight format (codebook: table from PARAM)."""
+        table = None
+        if ins.wfmt is WeightFormat.CODEBOOK:
+            table = self._read(Buffer.PARAM, ins.cb, 1, codebook_size(ins.wdtype), ins.cdtype)[0]
+        if rows * cols == 0:  # a sparse tile with nothing stored
+            return np.zeros((rows, cols), value_dtype(core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)))
+        stored = self._read(Buffer.WGT, ins.wgt, rows, cols, ins.wdtype)
+        if ins.wfmt is WeightFormat.CODEBOOK:
+            self._add(meta_decoded=stored.size)  # one lookup per stored weight
+        return core.weight_values(stored, ins.wfmt, table)
 
     def _accumulate(self, ins: Instruction, dst: np.ndarray, product: np.ndarray, acc_type: DType) -> None:
         if ins.accumulate:
             product = self._get(dst, acc_type, ins.n) + product  # int32 wraps modulo 2^32
         self._put(dst, product, acc_type)
 
-    def gemm(self, ins: Instruction) -> None:
-        acc_type = self._acc_type(ins)
-        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
+    def _multiply(self, ins: Instruction, acc_type: DType, dst: np.ndarray, w: np.ndarray, slots) -> None:
+        """ACC (+)= ACT . W^T with the decoded W[n, k]. MACs: every stored slot x every row, or
+        under askip only the slots whose activation is non-zero (`slots()`: stored weight slots
+        per reduction column, [k])."""
         a = self._read(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
-        w = self._read(Buffer.WGT, ins.wgt, ins.n, ins.k, ins.wdtype)
-        product = core.gemm(a, w, ins.adtype, ins.wdtype)
-        self._add(macs=product.size * a.shape[1], dense_macs=product.size * a.shape[1])
+        wtype = core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)
+        product = core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True)
+        macs = gemm_macs(ins)
+        if ins.askip:
+            macs = int(np.count_nonzero(a, axis=0) @ slots())
+            self._add(meta_decoded=a.size)  # the zero detector tests every activation
+        self._add(macs=macs, dense_macs=ins.m * ins.n * ins.k)
         self._accumulate(ins, dst, product, acc_type)
 
-    def spgemm(self, ins: Instruction) -> None:
-        acc_type = self._acc_type(ins)
-        if not self.target.supports_nm(ins.nm_n, ins.nm_m):
-            have = ", ".join(f"{n}:{m}" for n, m in self.target.nm_patterns) or "none"
-            raise _Fault(f"{ins.nm_n}:{ins.nm_m} sparsity is not supported by target '{self.target.name}' ({have})")
-        kept = nm_groups(ins.k, ins.nm_m) * ins.nm_n
+    def gemm(self, ins: Instruction) -> None:
+        acc_type = self._gemm_mode(ins)
         dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
-        a = self._read(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
-        values = self._read(Buffer.WGT, ins.wgt, ins.n, kept, ins.wdtype)
-        indices = self._read(Buffer.META, ins.meta, ins.n, kept, nm_index_dtype(ins.nm_m))
-        product = core.nm_gemm(a, values, indices, ins.nm_n, ins.nm_m, ins.k, ins.adtype, ins.wdtype)
-        self._add(macs=product.size * values.shape[1], dense_macs=product.size * a.shape[1],
-                  meta_decoded=indices.size)
-        self._accumulate(ins, dst, product, acc_type)
+        w = self._weights(ins, ins.n, ins.k)
+        self._multiply(ins, acc_type, dst, w, lambda: np.full(ins.k, ins.n, np.int64))
+
+    def spgemm(self, ins: Instruction) -> None:
+        acc_type = self._gemm_mode(ins)
+        n_, m_ = ins.nm_n, ins.nm_m
+        if not self.target.supports_nm(n_, m_):
+            have = ", ".join(f"{n}:{m}" for n, m in self.target.nm_patterns) or "none"
+            raise _Fault(f"{n_}:{m_} sparsity is not supported by target '{self.target.name}' ({have})")
+        groups = nm_groups(ins.k, m_)
+        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
+        values = self._weights(ins, ins.n, groups * n_)
+        indices = self._read(Buffer.META, ins.meta, ins.n, groups * n_, nm_index_dtype(m_))
+        w = nm_decompress(values, indices, n_, m_, ins.k, strict_padding=False)
+        self._add(meta_decoded=indices.size)
+
+        def slots():
+            cols = (indices.reshape(ins.n, groups, n_) + (np.arange(groups) * m_)[:, None]).ravel()
+            return np.bincount(cols[cols < ins.k], minlength=ins.k)
+
+        self._multiply(ins, acc_type, dst, w, slots)
+
+    def bsgemm(self, ins: Instruction) -> None:
+        acc_type = self._gemm_mode(ins)
+        br, bc, nb = ins.br, ins.bc, ins.nb
+        if not self.target.supports_block(br, bc):
+            have = ", ".join(f"{r}x{c}" for r, c in self.target.block_shapes) or "none"
+            raise _Fault(f"{br}x{bc} blocks are not supported by target '{self.target.name}' ({have})")
+        gr, gc = block_grid(ins.n, ins.k, br, bc)
+        if nb > gr * gc:
+            raise _Fault(f"{nb} stored blocks exceed the {gr}x{gc} blocks of a {ins.n}x{ins.k} weight")
+        dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
+        blocks = self._weights(ins, nb * br, bc)
+        ib = block_index_bytes(ins.n, ins.k, br, bc)
+        ids = unpack_indices(self._read(Buffer.META, ins.meta, 1, nb * ib, DType.U8), ib, nb) if nb else \
+            np.zeros(0, np.int64)
+        w = block_decompress(ids, blocks, br, bc, ins.n, ins.k)
+        self._add(meta_decoded=nb)
+
+        def slots():
+            per_block_col = np.bincount(ids % gc, minlength=gc) * br
+            return np.repeat(per_block_col, bc)[: ins.k]
+
+        self._multiply(ins, acc_type, dst, w, slots)
+
+    def usgemm(self, ins: Instruction) -> None:
+        acc_type = self._gemm_mode(ins)
+        fmt, n, k, nnz = ins.fmt, ins.n, ins.k, ins.nnz
+        if fmt.name.lower() not in self.target.decode_per_cycle:
+            raise _Fault(f"target '{self.target.name}' has no {fmt.name.lower()} sparse GEMM")
+        dst = self._tile(Buffer.ACC, ins.acc, ins.m, n, acc_type)
+        values = self._weights(ins, 1, nnz)[0]
+        if fmt is MetaFormat.BITMASK:
+            mask = self._read(Buffer.META, ins.meta, n, k, DType.U1)
+            w = bitmask_decompress(mask, values)
+            self._add(meta_decoded=mask.size)
+            slots = lambda: np.count_nonzero(mask, axis=0)  # noqa: E731
+        else:
+            raw = self._read(Buffer.META, ins.meta, 1, csr_meta_nbytes(n, nnz, k), DType.U8)
+            row_ptr, col_idx = csr_meta_from_bytes(raw, n, nnz, k)
+            w = csr_decompress(row_ptr, col_idx, values, k)
+            self._add(meta_decoded=row_ptr.size + col_idx.size)
+            slots = lambda: np.bincount(col_idx, minlength=k)  # noqa: E731
+        self._multiply(ins, acc_type, dst, w, slots)
 
     # -- vector unit -----------------------------------------------------------------------
 
@@ -253,10 +343,89 @@ class Machine:
         self._add(vector_elements=y.size)
 
     def softmax(self, ins: Instruction) -> None:
-        dst = self._tile(Buffer.ACT, ins.dst, ins.rows, ins.cols, DType.F32)
-        y = core.softmax(self._read(Buffer.ACT, ins.src, ins.rows, ins.cols, DType.F32))
-        self._put(dst, y, DType.F32)
-        self._add(vector_elements=3 * y.size)
+        raw, out = self._vdst(Buffer.ACT, ins.dst, ins.rows, ins.cols, DType.F32)
+        x = self._vin(Buffer.ACT, ins.src, ins.rows, ins.cols, DType.F32)
+        self._vput(raw, vector.softmax(x, out=out), DType.F32, out)  # = core.softmax, in place
+        self._add(vector_elements=3 * x.size)
+
+    # -- vector arithmetic: VBIN VUN VRED VSEL VQUANT VREQ (numerics in vector.py) -----------
+    # Operands are read as float32 (f32 tiles in place, as views; other types converted) and
+    # results are computed in float32, then written in `odtype` (f32 results straight into the
+    # destination). Every operand is read before the result is written: dst may alias a source.
+
+    def _vin(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
+        raw = self._tile(buf, addr, rows, cols, dtype)
+        self._add(sram_bytes=raw.size)
+        if dtype is DType.F32:
+            return raw.view(vector.F32)
+        return vector.to_f32(from_bytes(raw, dtype, cols))
+
+    def _vsecond(self, ins: Instruction, bcast, dtype: DType, buf: Buffer, addr: int) -> np.ndarray:
+        """A broadcast operand, broadcastable to [rows, cols] (an immediate: a float32 scalar)."""
+        shape = vector.operand_shape(bcast, ins.rows, ins.cols, ins.group)
+        if shape is None:
+            return vector.imm_value(ins.imm)
+        return vector.expand(self._vin(buf, addr, *shape, dtype), bcast, ins.cols, ins.group)
+
+    def _vdst(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType):
+        """The destination's bytes, and its float32 view when results can be computed in place."""
+        raw = self._tile(buf, addr, rows, cols, dtype)
+        return raw, (raw.view(vector.F32) if dtype is DType.F32 else None)
+
+    def _vput(self, raw: np.ndarray, y: np.ndarray, dtype: DType, out: np.ndarray | None) -> None:
+        self._add(sram_bytes=raw.size)
+        if dtype is DType.F32:
+            if y is not out:
+                raw.view(vector.F32)[...] = y
+        else:
+            raw[...] = to_bytes(vector.convert(y, dtype), dtype)
+
+    def vbin(self, ins: Instruction) -> None:
+        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        a = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        b = self._vsecond(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+        self._vput(raw, vector.binary(ins.op, a, b, out=out), ins.odtype, out)
+        self._add(vector_elements=vector.BINARY_PASSES[ins.op] * a.size)
+
+    def vun(self, ins: Instruction) -> None:
+        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        self._vput(raw, vector.unary(ins.op, x, vector.imm_value(ins.imm), out=out), ins.odtype, out)
+        self._add(vector_elements=vector.UNARY_PASSES[ins.op] * x.size)
+
+    def vred(self, ins: Instruction) -> None:
+        shape = (ins.rows, 1) if ins.axis else (1, ins.cols)
+        raw, _ = self._vdst(ins.obuf, ins.dst, *shape, ins.odtype)
+        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        self._vput(raw, vector.reduce(ins.op, x, ins.axis, vector.imm_value(ins.imm)), ins.odtype, None)
+        self._add(vector_elements=vector.REDUCE_PASSES[ins.op] * x.size)
+
+    def vsel(self, ins: Instruction) -> None:
+        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        mask = self._vsecond(ins, ins.mbcast, ins.mdtype, ins.mbuf, ins.mask)
+        a = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        b = self._vsecond(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+        self._vput(raw, vector.select(mask, a, b, out=out), ins.odtype, out)
+        self._add(vector_elements=vector.SELECT_PASSES * a.size)
+
+    def vquant(self, ins: Instruction) -> None:
+        vector.qmax(ins.odtype)  # checks the type
+        dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        sraw, _ = self._vdst(ins.sbuf, ins.scale, *((ins.rows, 1) if ins.axis else (1, ins.cols)), DType.F32)
+        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        q, scale = vector.dynamic_quantize(x, ins.odtype, ins.axis)
+        self._put(dst, q, ins.odtype)
+        self._vput(sraw, scale, DType.F32, None)  # the scales are written last
+        self._add(vector_elements=vector.DYNAMIC_QUANT_PASSES * x.size)
+
+    def vreq(self, ins: Instruction) -> None:
+        if ins.dtype.is_float:
+            raise _Fault(f"vreq needs an integer operand, got {ins.dtype.name.lower()}")
+        zp = ins.zp - 256 if ins.odtype.is_signed and ins.zp >= 128 else ins.zp
+        dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        x = self._read(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        self._put(dst, vector.requantize(x, ins.mult, ins.shift, zp, ins.odtype, bool(ins.relu)), ins.odtype)
+        self._add(vector_elements=vector.REQUANT_PASSES * x.size)
 
     def halt(self, ins: Instruction) -> None:
         pass

@@ -5,6 +5,12 @@
     target = load_target("my_npu.toml")     # or a path
     target.array.rows, target.scratchpad["act"], target.supports_nm(2, 4)
 
+Optional keys (absent = the machine lacks the feature): `array.k_per_cycle` and
+`energy_pj.mac` list only the GEMM modes the array has (`GEMM_TYPES`; every mode with a
+throughput needs an energy); `array.nm_k_per_cycle` (SPGEMM's rate per mode, default
+`k_per_cycle`; only modes the array has); `array.codebook_per_cycle`, `sparsity.block`,
+`sparsity.{bitmask,csr,act_detect}_per_cycle`, `fixed_cycles.{bsgemm,usgemm}`.
+
 A file is validated on load: an unknown key, a missing key or an impossible value is one
 `TargetError` naming the key.
 """
@@ -12,7 +18,7 @@ A file is validated on load: an unknown key, a missing key or an impossible valu
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -21,7 +27,13 @@ from spaq.backends.sparrow.isa import Buffer
 
 TARGETS_DIR = Path(__file__).parent / "targets"
 
-GEMM_TYPES = ("f32", "f16", "i8")
+GEMM_TYPES = ("f32", "f16", "f8", "i8", "i4", "i2", "ternary", "binary")
+"""The MAC-array modes (`cost.mac_type` picks one per GEMM): keys of `array.k_per_cycle`
+and `energy_pj.mac`."""
+
+DECODERS = ("codebook", "bitmask", "csr", "act_detect")
+"""Front-end decoders of the matrix unit, each with a throughput in elements per cycle
+(`Target.decode_per_cycle`; docs/isa.md, "Cost model")."""
 
 
 class TargetError(ValueError):
@@ -33,6 +45,9 @@ class Array:
     rows: int
     cols: int
     k_per_cycle: Mapping[str, int]
+    nm_k_per_cycle: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Kept (stored) reduction elements per PE per cycle of SPGEMM, by mode; a mode not
+    listed streams its kept values at `k_per_cycle` (cost.gemm_cycles)."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +64,14 @@ class Target:
     fixed_cycles: Mapping[str, int]
     energy_pj: Mapping[str, Any]
     path: Path
+    block_shapes: tuple[tuple[int, int], ...] = ()
+    decode_per_cycle: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def supports_nm(self, n: int, m: int) -> bool:
         return (n, m) in self.nm_patterns
+
+    def supports_block(self, br: int, bc: int) -> bool:
+        return (br, bc) in self.block_shapes
 
     def capacity(self, buf: Buffer) -> int:
         return self.scratchpad[buf.name.lower()]
@@ -60,24 +80,49 @@ class Target:
         return self.energy_pj["mac"][dtype]
 
 
+@dataclass(frozen=True)
+class _Optional:
+    """A schema entry that may be absent."""
+
+    schema: Any
+
+
+@dataclass(frozen=True)
+class _Subset:
+    """A table with a non-empty subset of `keys`, each value of `type`."""
+
+    keys: tuple[str, ...]
+    type: type
+
+
 _SCHEMA: dict[str, Any] = {
     "name": str,
     "description": str,
     "clock_mhz": float,
-    "array": {"rows": int, "cols": int, "k_per_cycle": {t: int for t in GEMM_TYPES}},
-    "sparsity": {"nm": list},
+    "array": {"rows": int, "cols": int, "k_per_cycle": _Subset(GEMM_TYPES, int),
+              "nm_k_per_cycle": _Optional(_Subset(GEMM_TYPES, int)), "codebook_per_cycle": _Optional(int)},
+    "sparsity": {"nm": list, "block": _Optional(list), "bitmask_per_cycle": _Optional(int),
+                 "csr_per_cycle": _Optional(int), "act_detect_per_cycle": _Optional(int)},
     "scratchpad": {b.name.lower(): int for b in Buffer},
     "dram": {"bytes_per_cycle": float, "latency": int},
     "vector": {"lanes": int},
-    "fixed_cycles": {"gemm": int, "spgemm": int, "vector": int, "dma": int},
+    "fixed_cycles": {"gemm": int, "spgemm": int, "bsgemm": _Optional(int), "usgemm": _Optional(int),
+                     "vector": int, "dma": int},
     "energy_pj": {
-        "dram_byte": float, "sram_byte": float, "mac": {t: float for t in GEMM_TYPES},
+        "dram_byte": float, "sram_byte": float, "mac": _Subset(GEMM_TYPES, float),
         "vector_element": float, "meta_decode": float,
     },
 }
 
 
 def _check(table: Any, schema: Any, where: str) -> None:
+    if isinstance(schema, _Subset):
+        if not isinstance(table, dict) or not table:
+            raise TargetError(f"'{where}' must be a non-empty table with keys from {', '.join(schema.keys)}")
+        for key in table:
+            if key not in schema.keys:
+                raise TargetError(f"unknown key '{where}.{key}'")
+        schema = {key: schema.type for key in table}
     if isinstance(schema, dict):
         if not isinstance(table, dict):
             raise TargetError(f"'{where}' must be a table")
@@ -87,8 +132,10 @@ def _check(table: Any, schema: Any, where: str) -> None:
         for key, sub in schema.items():
             path = f"{where}.{key}" if where else key
             if key not in table:
+                if isinstance(sub, _Optional):
+                    continue
                 raise TargetError(f"missing key '{path}'")
-            _check(table[key], sub, path)
+            _check(table[key], sub.schema if isinstance(sub, _Optional) else sub, path)
         return
     ok = isinstance(table, schema) or (schema is float and isinstance(table, int))
     if not ok or isinstance(table, bool):
@@ -111,6 +158,24 @@ def _check_nm(patterns: list[Any]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+def _check_blocks(shapes: list[Any]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for p in shapes:
+        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in p)):
+            raise TargetError(f"'sparsity.block' entries must be [rows, cols] pairs, got {p!r}")
+        if not all(1 <= x <= 255 for x in p):
+            raise TargetError(f"'sparsity.block' shape {p[0]}x{p[1]} is impossible (need 1..255 x 1..255)")
+        out.append((p[0], p[1]))
+    return tuple(out)
+
+
+def _decoders(raw: dict[str, Any]) -> dict[str, int]:
+    sp = raw["sparsity"]
+    rates = {"codebook": raw["array"].get("codebook_per_cycle"), "bitmask": sp.get("bitmask_per_cycle"),
+             "csr": sp.get("csr_per_cycle"), "act_detect": sp.get("act_detect_per_cycle")}
+    return {k: v for k, v in rates.items() if v is not None}
+
+
 def load_target(name_or_path: str | Path) -> Target:
     """Load and validate a target by name (`edge`) or by path to a .toml file."""
     path = Path(name_or_path)
@@ -126,12 +191,20 @@ def load_target(name_or_path: str | Path) -> Target:
     except tomllib.TOMLDecodeError as e:
         raise TargetError(f"target file '{path}' is not valid TOML: {e}") from None
     _check(raw, _SCHEMA, "")
+    for mode in raw["array"]["k_per_cycle"]:
+        if mode not in raw["energy_pj"]["mac"]:
+            raise TargetError(f"missing key 'energy_pj.mac.{mode}' (the array has a {mode} GEMM mode)")
+    for mode in raw["array"].get("nm_k_per_cycle", {}):
+        if mode not in raw["array"]["k_per_cycle"]:
+            raise TargetError(f"'array.nm_k_per_cycle.{mode}': the array has no {mode} GEMM mode "
+                              "(not in 'array.k_per_cycle')")
     ro = MappingProxyType
     return Target(
         name=raw["name"],
         description=raw["description"],
         clock_mhz=float(raw["clock_mhz"]),
-        array=Array(raw["array"]["rows"], raw["array"]["cols"], ro(raw["array"]["k_per_cycle"])),
+        array=Array(raw["array"]["rows"], raw["array"]["cols"], ro(raw["array"]["k_per_cycle"]),
+                    ro(raw["array"].get("nm_k_per_cycle", {}))),
         nm_patterns=_check_nm(raw["sparsity"]["nm"]),
         scratchpad=ro(raw["scratchpad"]),
         dram_bytes_per_cycle=float(raw["dram"]["bytes_per_cycle"]),
@@ -140,6 +213,8 @@ def load_target(name_or_path: str | Path) -> Target:
         fixed_cycles=ro(raw["fixed_cycles"]),
         energy_pj=ro(raw["energy_pj"]),
         path=path,
+        block_shapes=_check_blocks(raw["sparsity"].get("block", [])),
+        decode_per_cycle=ro(_decoders(raw)),
     )
 
 

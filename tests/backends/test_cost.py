@@ -60,7 +60,8 @@ def test_vector_ops():
 
 def test_mac_type():
     assert mac_type(DType.I8, DType.U1) == "i8"
-    assert mac_type(DType.F16, DType.BF16) == mac_type(DType.F8E5M2, DType.F8E4M3) == "f16"
+    assert mac_type(DType.F16, DType.BF16) == mac_type(DType.BF16, DType.F8E4M3) == "f16"
+    assert mac_type(DType.F8E5M2, DType.F8E4M3) == "f8"
     assert mac_type(DType.F32, DType.F8E4M3) == "f32"
     for a, w in [(DType.F32, DType.I8), (DType.I32, DType.I8)]:
         with pytest.raises(ValueError, match="no GEMM mode"):
@@ -75,3 +76,21 @@ def test_program_cost_sums_up_to_halt():
     assert total == instruction_cost(program[0], EDGE) + instruction_cost(program[1], EDGE)
     assert program_cost(encode_program(program), EDGE) == total
     assert total.to_dict()["dram_bytes"] == 8
+
+
+def test_matrix_unit_formulas():
+    """docs/isa.md, "The matrix unit": bytes, MACs, decoded elements and cycles of each new form."""
+    b = cost("bsgemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=100 k=64 n=64 accumulate=0 meta=0 br=8 bc=8 nb=10", DC)
+    assert (b.macs, b.dense_macs, b.meta_decoded) == (100 * 10 * 64, 100 * 64 * 64, 10)
+    assert b.sram_bytes == 100 * 64 + 10 * 64 + 10 + 100 * 64 * 4  # ACT, blocks, 1-byte ids, ACC
+    assert b.cycles == 48 + 2 * 2  # 2 row blocks x ceil(640 / (64 * 8))
+    u = cost("usgemm adtype=f16 wdtype=f16 acc=0 act=0 wgt=0 m=1 k=300 n=20 accumulate=0 fmt=csr meta=0 nnz=500", DC)
+    assert (u.macs, u.meta_decoded) == (500, 21 + 500)
+    assert u.sram_bytes == 600 + 1000 + (21 * 2 + 500 * 2) + 80  # 2-byte row pointers and columns
+    assert u.cycles == 64 + max(2, 17)  # the CSR decoder (521 / 32) outruns the array (500 / 256)
+    c = cost("gemm adtype=i8 wdtype=u4 acc=0 act=0 wgt=0 m=8 k=128 n=64 accumulate=0 wfmt=codebook cdtype=i8 cb=0 "
+             "askip=1", DC)
+    assert c.sram_bytes == 8 * 128 + 64 * 64 + 16 + 8 * 64 * 4  # ... + the 16-entry i8 table
+    assert c.meta_decoded == 64 * 128 + 8 * 128  # lookups + zero tests
+    assert c.cycles == 32 + max(16, 16, 2)  # array, codebook lookups (8192 / 512), detector (1024 / 512)
+    assert c.energy_pj == pytest.approx(0.15 * c.macs + 0.6 * c.sram_bytes + 0.03 * c.meta_decoded)

@@ -322,8 +322,15 @@ def test_random_programs_raise_only_simulation_errors(program):
         result = simulate(program, FUZZ_IMAGE, EDGE, {})
     except SimulationError:
         return
-    # a program that ran is valid: the cost model must agree with what was counted
-    assert result.stats.per_instruction == [instruction_cost(i, EDGE) for i in program[: len(result.stats.mnemonics)]]
+    # a program that ran is valid: the cost model must agree with what was counted (a GEMM
+    # with askip=1 counts its MACs and cycles from the data: at most the prediction)
+    for ins, counted in zip(program, result.stats.per_instruction):
+        predicted = instruction_cost(ins, EDGE)
+        if getattr(ins, "askip", 0):
+            assert counted.dram_bytes == predicted.dram_bytes and counted.sram_bytes == predicted.sram_bytes
+            assert counted.macs <= predicted.macs and counted.cycles <= predicted.cycles
+        else:
+            assert counted == predicted
 
 
 @settings(max_examples=100, deadline=None)

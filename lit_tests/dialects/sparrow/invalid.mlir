@@ -13,3 +13,9 @@
 
 "sparrow.load"() <{buf = 9 : i64, dtype = 3 : i64, sp = 0 : i64, dram = 0 : i64, rows = 1 : i64, cols = 1 : i64, rstride = 1 : i64, cstride = 1 : i64}> : () -> ()
 // CHECK: load: field buf=9 does not fit 3 bits
+
+// -----
+
+// Optional GEMM fields are checked like the others.
+"sparrow.usgemm"() <{adtype = 3 : i64, wdtype = 3 : i64, acc = 0 : i64, act = 0 : i64, wgt = 0 : i64, m = 1 : i64, k = 9 : i64, n = 8 : i64, accumulate = 0 : i64, fmt = 1 : i64, meta = 0 : i64, nnz = 3 : i64, wfmt = 4 : i64}> : () -> ()
+// CHECK: usgemm: field wfmt=4 does not fit 2 bits
