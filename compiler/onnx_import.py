@@ -51,7 +51,7 @@ def load_model(path: str | Path) -> onnx.ModelProto:
 
 
 def import_onnx(path: str | Path, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
-    return import_model(load_model(path), ctx, shapes)
+    return _import_owned(load_model(path), ctx, shapes)
 
 
 def import_onnx_bytes(data: bytes, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
@@ -59,7 +59,7 @@ def import_onnx_bytes(data: bytes, ctx: Context, shapes: dict[str, list[int]] | 
         model = onnx.load_from_string(data)
     except Exception as e:
         raise SpaqError(f"input is not an ONNX model ({type(e).__name__})") from None
-    return import_model(model, ctx, shapes)
+    return _import_owned(model, ctx, shapes)
 
 
 CANONICAL_OPSET = onnx_d.OPSET
@@ -107,15 +107,56 @@ def _relabel_opset(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
-    model = canonical_opset(_fix_input_shapes(model, shapes or {}))
+    """Import `model` (left unchanged)."""
+    return _import_owned(onnx.ModelProto.FromString(model.SerializeToString()), ctx, shapes)
+
+
+LARGE = 1024
+"""Initializers of at least this many elements leave the protobuf before any ONNX tool
+copies the model: they are read once into numpy and go straight to the WeightStore."""
+
+
+def _take_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Move the large initializers out of `model` (they become typed graph inputs, so
+    shape inference still knows them), freeing each protobuf tensor as it is read."""
+    taken: dict[str, np.ndarray] = {}
+    keep = []
+    for tensor in model.graph.initializer:
+        if int(np.prod(tensor.dims)) < LARGE or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            keep.append(tensor)
+            continue
+        taken[tensor.name] = numpy_helper.to_array(tensor)
+        tensor.ClearField("raw_data")  # free the protobuf copy before reading the next one
+        model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return taken
+
+
+def _import_owned(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None) -> ModuleOp:
+    weights = _take_weights(model)
+    model = canonical_opset(_fix_input_shapes(model, shapes or {}, set(weights)))
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SpaqError(f"ONNX shape inference failed: {first}") from None
     if _unknown_shapes(model):
-        model = _shapes_by_running(model)
-    return _GraphImporter(ctx, model.graph).run()
+        model = _open_shapes_by_running(model, weights)
+    return _GraphImporter(ctx, model.graph, weights).run()
+
+
+def _open_shapes_by_running(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """Compute the first open shapes (usually one Expand or Reshape of a mask) and let
+    shape inference take it from there; if inference then disagrees, compute them all."""
+    before = model
+    try:
+        while _unknown_shapes(model):
+            model = _shapes_by_running(model, weights, _frontier(model))
+            model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        return model
+    except Exception:
+        return _shapes_by_running(before, weights, _unknown_shapes(before))
 
 
 def _static(t: onnx.TypeProto) -> bool:
@@ -129,20 +170,27 @@ def _unknown_shapes(model: onnx.ModelProto) -> list[str]:
     return [o for n in model.graph.node for o in n.output if o and o not in known]
 
 
-def _shapes_by_running(model: onnx.ModelProto) -> onnx.ModelProto:
+def _shapes_by_running(model: onnx.ModelProto, weights: dict[str, np.ndarray], missing: list[str]) -> onnx.ModelProto:
     """Shapes ONNX's inference leaves open (computed by shape subgraphs, which spaq folds
     away) are static once the inputs are: run ONNX's reference implementation once on
     zeros and record every intermediate's type."""
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
-    missing = _unknown_shapes(model)
+    if not missing:
+        raise SpaqError(f"shapes of {', '.join(_unknown_shapes(model)[:3])}... are unknown")
+    model = onnx.ModelProto.FromString(model.SerializeToString())
     probe = onnx.ModelProto.FromString(model.SerializeToString())
+    cone = _cone(probe.graph, set(missing))  # only the nodes the open shapes depend on
+    del probe.graph.node[:]
+    probe.graph.node.extend(cone)
+    del probe.graph.output[:]
     probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in missing)
+    used = {name for node in cone for name in node.input}
     inits = {i.name for i in model.graph.initializer}
-    feeds = {}
+    feeds = {name: array for name, array in weights.items() if name in used}
     for i in model.graph.input:
-        if i.name in inits:
+        if i.name in inits or i.name in weights:
             continue
         tt = i.type.tensor_type
         feeds[i.name] = np.zeros([d.dim_value for d in tt.shape.dim], helper.tensor_dtype_to_np_dtype(tt.elem_type))
@@ -159,9 +207,24 @@ def _shapes_by_running(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's
-    inits = {i.name for i in model.graph.initializer}
+def _frontier(model: onnx.ModelProto) -> list[str]:
+    """The open shapes whose node's inputs all have known shapes."""
+    open_ = set(_unknown_shapes(model))
+    return [o for n in model.graph.node if not open_ & set(n.input) for o in n.output if o in open_]
+
+
+def _cone(graph: onnx.GraphProto, wanted: set[str]) -> list[onnx.NodeProto]:
+    """The nodes (in graph order) that the values `wanted` depend on."""
+    needed, chosen = set(wanted), []
+    for node in reversed(graph.node):
+        if needed & set(node.output):
+            chosen.append(node)
+            needed |= set(node.input)
+    return chosen[::-1]
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], weights: set[str]) -> onnx.ModelProto:
+    inits = {i.name for i in model.graph.initializer} | weights
     inputs = {i.name: i for i in model.graph.input if i.name not in inits}
     for name in shapes:
         if name not in inputs:
@@ -234,15 +297,16 @@ _FLOAT_ATTRS = (onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS)
 
 
 class _GraphImporter:
-    def __init__(self, ctx: Context, graph: onnx.GraphProto):
+    def __init__(self, ctx: Context, graph: onnx.GraphProto, weights: dict[str, np.ndarray]):
         self.graph = graph
+        self.weights = weights
         self.store = weights_of(ctx)
         self.types = {v.name: v.type for v in [*graph.value_info, *graph.output, *graph.input]}
         self.initializers = {t.name: t for t in graph.initializer}
         self.values: dict[str, SSAValue] = {}
 
     def run(self) -> ModuleOp:
-        inputs = [i for i in self.graph.input if i.name not in self.initializers]
+        inputs = [i for i in self.graph.input if i.name not in self.initializers and i.name not in self.weights]
         arg_types = [tensor_type(i.type, f"graph input '{i.name}'") for i in inputs]
         out_types = [tensor_type(o.type, f"graph output '{o.name}'") for o in self.graph.output]
         block = Block(arg_types=arg_types)
@@ -268,9 +332,10 @@ class _GraphImporter:
     def _value(self, name: str, user: str) -> SSAValue:
         if name in self.values:
             return self.values[name]
+        if name in self.weights:
+            return self._initializer(name, self.weights[name])
         if name in self.initializers:
-            array = numpy_helper.to_array(self.initializers[name])
-            return self._initializer(name, array)
+            return self._initializer(name, numpy_helper.to_array(self.initializers[name]))
         raise SpaqError(f"{user} uses '{name}', which no node produces")
 
     def _initializer(self, name: str, array: np.ndarray) -> SSAValue:
