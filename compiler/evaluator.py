@@ -259,11 +259,27 @@ def _gemm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
     return [y.astype(np.float32)]
 
 
+def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float32 MatMul of [..., M, K] by [..., K, N] (batch dimensions broadcast) as the machine
+    computes it: one GEMM per batch element, A_g [M, K] . W_g [N, K]^T with W_g = B_g^T, both
+    contiguous (what a batched `matmul` layer loads into ACT and WGT), through `float_gemm`."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    av = np.broadcast_to(a, batch + (m, k)).reshape(-1, m, k)
+    bv = np.broadcast_to(b, batch + (k, n)).reshape(-1, k, n)
+    out = np.empty((av.shape[0], m, n), np.float32)
+    for g in range(av.shape[0]):
+        out[g] = float_gemm(np.ascontiguousarray(av[g]), np.ascontiguousarray(bv[g].T))
+    return out.reshape(batch + (m, n))
+
+
 @kernel("onnx.MatMul")
 def _matmul(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     a, b = args
     if np.issubdtype(a.dtype, np.integer):
         return [np.matmul(a.astype(np.int64), b.astype(np.int64)).astype(a.dtype)]
+    if a.dtype == b.dtype == np.float32 and a.ndim >= 2 and b.ndim >= 2:
+        return [batched_matmul(a, b)]
     return [np.matmul(a.astype(np.float32), b.astype(np.float32))]
 
 

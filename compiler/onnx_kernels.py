@@ -18,6 +18,8 @@ import ml_dtypes
 import numpy as np
 from xdsl.ir import Operation
 
+from spaq.backends.sparrow import vector
+from spaq.backends.sparrow.isa import BinaryOp, ReduceOp, UnaryOp
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import Evaluation, conv_nchw, float_gemm, kernel, kernel_2d, result_shape, where
 
@@ -25,10 +27,21 @@ from spaq.compiler.evaluator import Evaluation, conv_nchw, float_gemm, kernel, k
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """erf in float64 by math.erf's definition, vectorised through the complementary
-    error function's continued-fraction-free series: exact to float32 rounding."""
+    """erf in float64 by math.erf's definition (for inputs wider than float32)."""
     flat = np.asarray(x, np.float64).ravel()
     return np.fromiter((math.erf(v) for v in flat), np.float64, flat.size).reshape(np.shape(x))
+
+
+def _vector_or(fn32: Callable[[np.ndarray], np.ndarray], fallback: Callable[[np.ndarray], np.ndarray]):
+    """float32 tensors compute with the vector unit's defined float32 function (vector.py:
+    what VUN computes on the machine, so the simulator equals the evaluator bit for bit);
+    other types (float64, float16, ...) with `fallback`."""
+    def run(op: Operation, x: np.ndarray) -> np.ndarray:
+        if x.dtype == np.float32:
+            return fn32(x)
+        return fallback(x)
+
+    return run
 
 
 def _same_type(fn: Callable[..., np.ndarray]) -> Callable[[Evaluation, Operation, list[Any]], list[np.ndarray]]:
@@ -44,10 +57,10 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {
     "Neg": lambda op, x: np.negative(x),
     "Sqrt": lambda op, x: np.sqrt(x),
     "Reciprocal": lambda op, x: np.reciprocal(x),
-    "Exp": lambda op, x: np.exp(x),
+    "Exp": _vector_or(lambda x: vector.exp(x), np.exp),
     "Log": lambda op, x: np.log(x),
-    "Tanh": lambda op, x: np.tanh(x),
-    "Erf": lambda op, x: erf(x),
+    "Tanh": _vector_or(lambda x: vector.tanh(x), np.tanh),
+    "Erf": _vector_or(lambda x: vector.erf(x), erf),
     "Floor": lambda op, x: np.floor(x),
     "Ceil": lambda op, x: np.ceil(x),
     "Sigmoid": lambda op, x: 1 / (1 + np.exp(-x.astype(np.float64))),
@@ -155,6 +168,8 @@ def _fold(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], xs: list[np.ndarra
 
 
 def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    if approximate == "none" and x.dtype == np.float32:
+        return vector.gelu(x)  # VUN gelu: (0.5 x) * (1 + erf(x * 0.70710677)) in float32
     x64 = x.astype(np.float64)
     if approximate == "tanh":
         return 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
@@ -262,10 +277,45 @@ def _log_softmax(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndar
     return [(shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(args[0].dtype)]
 
 
+def layer_norm_rows(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray | None,
+                    epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LayerNormalization of each row of x [R, C] (float32) as the vector unit computes it,
+    one vector.py call per instruction lower-to-sparrow emits (docs/isa.md, "Idioms"):
+
+        mean = vred sum   (x, scale 1/C)          [R, 1]
+        d    = vbin sub   (x, mean: bcast col)
+        var  = vred sumsq (d, scale 1/C)          [R, 1]
+        inv  = vun rsqrt  (vbin add (var, imm epsilon))
+        y    = vbin add   (vbin mul (vbin mul (d, inv: col), gamma: row), beta: row)
+
+    Returns (y, mean, inv)."""
+    c = x.shape[1]
+    inv_c = np.float32(1.0 / c)
+    mean = vector.reduce(ReduceOp.SUM, x, 1, inv_c)
+    d = vector.binary(BinaryOp.SUB, x, mean)
+    var = vector.reduce(ReduceOp.SUMSQ, d, 1, inv_c)
+    inv = vector.unary(UnaryOp.RSQRT, vector.binary(BinaryOp.ADD, var, np.float32(epsilon)))
+    y = vector.binary(BinaryOp.MUL, d, inv)
+    y = vector.binary(BinaryOp.MUL, y, gamma, out=y)
+    if beta is not None:
+        y = vector.binary(BinaryOp.ADD, y, beta, out=y)
+    return y, mean, inv
+
+
 @kernel("onnx.LayerNormalization")
 def _layer_norm(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, scale, bias = (args + [None])[:3]
     axis = op.attr("axis", -1) % x.ndim
+    if x.dtype == np.float32 and scale.dtype == np.float32 and (bias is None or bias.dtype == np.float32):
+        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        cols = int(np.prod(x.shape[axis:], dtype=np.int64))
+        if rows and cols:  # normalise each row of the [rows, cols] view, as the machine does
+            row_of = lambda p: np.ascontiguousarray(np.broadcast_to(p, x.shape[axis:]).reshape(1, cols))  # noqa: E731
+            y, mean, inv = layer_norm_rows(np.ascontiguousarray(x).reshape(rows, cols), row_of(scale),
+                                           None if bias is None else row_of(bias), op.attr("epsilon", 1e-5))
+            stat_shape = x.shape[:axis] + (1,) * (x.ndim - axis)
+            outs = [y.reshape(x.shape), mean.reshape(stat_shape), inv.reshape(stat_shape)]
+            return outs[: len(op.results)]
     axes = tuple(range(axis, x.ndim))
     x32 = x.astype(np.float32)
     mean = x32.mean(axis=axes, keepdims=True)

@@ -30,6 +30,7 @@ from spaq.passes.lower_to_sparrow import LowerToSparrowPass
 from spaq.passes.onnx_canonicalize import OnnxCanonicalizePass
 from spaq.passes.prune_magnitude import PruneMagnitudePass
 from spaq.passes.quantize import QuantizePass
+from spaq.passes.schedule_tokens import ScheduleTokensPass
 from spaq.passes.tile_layers import TileLayersPass, target_of
 
 
@@ -44,7 +45,7 @@ class Compilation:
 
 def passes(target: str, sparsity: str = "none", precision: str = "fp32", calibration: str = "",
            skip: str = "") -> list[ModulePass]:
-    """The pipeline `spaq compile` runs, up to and including lower-to-sparrow."""
+    """The pipeline `spaq compile` runs, up to and including schedule-tokens."""
     steps: list[ModulePass] = [
         OnnxCanonicalizePass(),
         ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=tuple(n for n in skip.split(",") if n)),
@@ -53,6 +54,7 @@ def passes(target: str, sparsity: str = "none", precision: str = "fp32", calibra
         TileLayersPass(target=target),
         AllocateScratchpadPass(target=target),
         LowerToSparrowPass(target=target),
+        ScheduleTokensPass(target=target),
     ]
     return steps
 

@@ -4,12 +4,17 @@
 
 Each row: cycles, array utilisation, executed vs dense-equivalent MACs, DRAM bytes split
 into values / metadata / scales, SRAM bytes, energy, and whether the layer is compute- or
-memory-bound on this target (which of its GEMM or DMA cycles dominate).
+memory-bound on this target (which of its GEMM or DMA cycles dominate). A layer's cycles are
+its instructions' cycles summed (the time they keep their queues busy); the total's are the
+program's time with the load / compute / store queues overlapped (`cost.program_timing`),
+beside the serial sum (`serial_cycles`) and each queue's busy cycles (`busy`).
 """
 
 from __future__ import annotations
 
-from spaq.backends.sparrow.cost import Cost, gemm_mac_type, instruction_cost
+from dataclasses import replace
+
+from spaq.backends.sparrow.cost import Cost, gemm_mac_type, instruction_cost, program_timing
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import GEMM_FAMILY, Instruction
 from spaq.backends.sparrow.simulator import SimStats
@@ -54,7 +59,11 @@ def layer_report(program: list[Instruction], image: MemoryImage, target: Target,
         model = sum((instruction_cost(i, target) for i in part), Cost())
         rows.append(_row(layer["name"], model, part, target, stats.span(first, last) if stats else None))
     model = sum((instruction_cost(i, target) for i in program), Cost())
-    rows.append(_row("total", model, program, target, stats.total if stats else None))
+    timing = program_timing(program, target)
+    total = _row("total", replace(model, cycles=timing.cycles), program, target, stats.total if stats else None)
+    total["serial_cycles"] = timing.serial
+    total["busy"] = {q: b for q, b in zip(("load", "compute", "store"), timing.busy)}
+    rows.append(total)
     return rows
 
 

@@ -54,6 +54,14 @@ def _compile(args: argparse.Namespace) -> None:
     print(f"spaq: compiled {args.model} for {c.target.name}: {len(c.program)} instructions, "
           f"{c.image.size:,} bytes of DRAM image -> {out}/")
     print(format_table(rows))
+    print(_queues_line(rows[-1]))
+
+
+def _queues_line(total: dict) -> str:
+    """The total row's overlap: program cycles against the serial sum, and each queue's load."""
+    busy = ", ".join(f"{q} {b / total['cycles']:.0%}" for q, b in total["busy"].items()) if total["cycles"] else "-"
+    return (f"load / compute / store overlapped: {total['cycles']:,} cycles (serially {total['serial_cycles']:,}); "
+            f"queues busy: {busy}")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -97,6 +105,7 @@ def _run(args: argparse.Namespace) -> None:
     (out.parent / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print(f"spaq: simulated {d}/ on {target.name}; outputs -> {out}")
     print(format_table(stats["layers"]))
+    print(_queues_line(stats["layers"][-1]))
 
 
 def _program(d: Path):
@@ -136,7 +145,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="edge", help="target name or .toml path (see 'spaq targets')")
     c.add_argument("-o", "--output", default="out", help="output directory")
     c.add_argument("--sparsity", default="none", help="N:M sparsity for every layer, e.g. 2:4 (default none)")
-    c.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    c.add_argument("--precision", default="fp32", choices=["fp32", "int8", "int8-dynamic"],
+                   help="int8: static per-tensor activations (needs --calibration); int8-dynamic: per-token")
     c.add_argument("--calibration", help=".npz of sample inputs for int8 calibration")
     c.add_argument("--shape", action="append", default=[], metavar="NAME=D0xD1...")
     c.add_argument("--skip", default="", help="comma-separated layers to leave uncompressed")

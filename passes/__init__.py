@@ -16,6 +16,7 @@ PASS_NAMES = (
     "tile-layers",
     "allocate-scratchpad",
     "lower-to-sparrow",
+    "schedule-tokens",
 )
 
 

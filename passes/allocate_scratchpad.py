@@ -1,9 +1,10 @@
 """allocate-scratchpad: place every layer's tiles in the target's on-chip buffers.
 
 Each layer's regions (input, im2col columns, weights, metadata, accumulator, parameters,
-output) get byte offsets in ACT / WGT / META / ACC / PARAM, 64-byte aligned; layers run
-one after another, so each starts from an empty scratchpad. A layer that does not fit is
-an error naming the layer, the buffer and both sizes. Offsets are written as `sparrow.sram`.
+output; a vector region's tile slots and vectors) get byte offsets in ACT / WGT / META /
+ACC / PARAM, 64-byte aligned; layers run one after another, so each starts from an empty
+scratchpad. A layer that does not fit is an error naming the layer, the buffer and both
+sizes. Offsets are written as `sparrow.sram`.
 
 ```mlir
 // spaq-opt -p 'tile-layers{target=edge},allocate-scratchpad{target=edge}'
@@ -20,8 +21,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from spaq.compiler.evaluator import main_func
-from spaq.passes.sparrow_layers import SRAM_KEY, TILES_KEY, allocate, buffer_needs, find_layers, int_dict_attr
-from spaq.passes.tile_layers import capacities, target_of
+from spaq.compiler.weights import weights_of
+from spaq.passes.sparrow_layers import SRAM_KEY, allocate, buffer_needs, find_layers, int_dict_attr
+from spaq.passes.tile_layers import capacities, needs_tiles, target_of
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,10 @@ class AllocateScratchpadPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         caps = capacities(target_of(self.target))
-        for layer in find_layers(main_func(op)):
-            if layer.kind == "alias":
+        store = weights_of(ctx)
+        for layer in find_layers(main_func(op), store):
+            if layer.kind == "view" and not layer.copy:
                 continue
-            tiles = layer.tiles() if layer.kind in ("conv", "gemm") else {}
-            layer.head.attributes[SRAM_KEY] = int_dict_attr(allocate(buffer_needs(layer, tiles), caps, layer.name))
+            tiles = layer.tiles() if needs_tiles(layer) else {}
+            needs = buffer_needs(layer, tiles, store)
+            layer.head.attributes[SRAM_KEY] = int_dict_attr(allocate(needs, caps, layer.name))

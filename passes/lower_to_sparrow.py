@@ -1,8 +1,10 @@
 """lower-to-sparrow: the tiled, allocated layers become Sparrow instructions.
 
 Every tensor gets a DRAM segment (inputs, outputs, activations in ONNX's layout; weights
-as packed values, N:M metadata and per-channel parameters); every layer becomes a block of
-instructions tagged with its name; the program ends with `halt`. Weight data for the
+as packed values, N:M metadata and per-channel parameters; constants a vector region or a
+gather reads); every layer becomes a block of instructions tagged with its name; the
+program ends with `halt`. A view (Reshape, Transpose, ...) gets no segment: the layers
+that read it load its elements through DMA strides (`dma_plan`). Weight data for the
 segments goes to the WeightStore under the segment's name. Reads `sparrow.tiles` and
 `sparrow.sram` (tile-layers, allocate-scratchpad).
 
@@ -20,10 +22,23 @@ func.func @main() {
   func.return
 }
 ```
+
+The transformer layers, in outline (docs/architecture.md has the table):
+- a per-token int8 gemm: LOAD x (f32), VQUANT (int8 + row scales), per N tile LOAD W, GEMM,
+  LOAD PARAM (weight scales, bias), EPILOGUE dequant, VBIN mul by the row scales, VBIN add
+  the bias, STORE;
+- a batched matmul: LOAD every A_g into ACT and W_g = B_gᵀ into WGT (the transposition is
+  in the DMA strides), one GEMM per batch element into consecutive ACC tiles, one STORE
+  from ACC;
+- a vector region: LOAD its inputs (broadcast ones as row / column vectors, immediates or
+  expanded by zero strides), one VBIN / VUN / VSEL / VRED / SOFTMAX per step (LayerNorm is
+  eight), STORE its outputs; tiled by rows when it does not fit;
+- a gather: LOAD the indices, GATHER the table rows, STORE.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from math import prod
 
@@ -34,16 +49,20 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
-from spaq.backends.sparrow import core, packing
+from spaq.backends.sparrow import core, packing, vector
 from spaq.backends.sparrow.cost import mac_type
-from spaq.backends.sparrow.isa import Buffer, DType, EpilogueMode, Instruction
+from spaq.backends.sparrow.isa import Bcast, BinaryOp, Buffer, DType, EpilogueMode, Instruction, ReduceOp, UnaryOp
 from spaq.compiler.errors import SpaqError
-from spaq.compiler.evaluator import Evaluation, io_names, main_func
-from spaq.compiler.types import isa_dtype
+from spaq.compiler.evaluator import io_names, main_func
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.sparrow import SegmentOp, SparrowInstruction
-from spaq.passes.sparrow_layers import ALIGN, Layer, find_layers, meta_pitch, weight_columns
+from spaq.passes.sparrow_layers import (
+    ALIGN, MAX_DIM, DramPlan, Layer, Operand, RegionPlan, View, analyze, constant_value, dram_dtype, element_type,
+    meta_pitch, plan_region, shape_of, vector_in_param, weight_columns,
+)
 from spaq.passes.tile_layers import target_of
+
+STRIDE_LIMIT = 1 << 24  # rstride / cstride fields are 24 bits
 
 
 class _Program:
@@ -55,27 +74,52 @@ class _Program:
         self.segments: list[SegmentOp] = []
         self.instructions: list[SparrowInstruction] = []
         self.layer = ""
+        self.names: set[str] = set()
+        self.free: list[tuple[int, int]] = []  # (addr, bytes) of dead activations' blocks
 
     def segment(self, sym: str, kind: str, dtype: DType, shape: tuple[int, ...],
-                data: np.ndarray | None = None) -> int:
-        addr = self.top
-        seg = SegmentOp(sym, kind, dtype, addr, shape)
+                data: np.ndarray | None = None, reuse: bool = False) -> int:
+        """A new segment at the end of DRAM, or (`reuse`: an intermediate activation) in the
+        first freed block it fits."""
+        base, i = sym, 1
+        while sym in self.names or (data is not None and sym in self.store):
+            sym, i = f"{base}.{i}", i + 1  # symbols are unique; a new array never replaces a weight
+        self.names.add(sym)
+        seg = SegmentOp(sym, kind, dtype, self.top, shape)
+        size = -(-seg.nbytes // ALIGN) * ALIGN
+        block = next((b for b in self.free if b[1] >= size), None) if reuse else None
+        if block is not None:
+            addr = block[0]
+            self.free.remove(block)
+            if block[1] > size:
+                self.free.append((addr + size, block[1] - size))
+            seg = SegmentOp(sym, kind, dtype, addr, shape)
+        else:
+            addr = self.top
+            self.top = addr + size
         self.segments.append(seg)
-        self.top = -(-(addr + seg.nbytes) // ALIGN) * ALIGN
         if data is not None:
             self.store.set(sym, np.ascontiguousarray(data).reshape(shape))
         return addr
+
+    def release(self, addr: int, nbytes: int) -> None:
+        """An intermediate activation is dead: its block can hold a later one."""
+        size = -(-nbytes // ALIGN) * ALIGN
+        self.free.append((addr, size))
+        self.free.sort()
+        merged: list[tuple[int, int]] = []
+        for a, n in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == a:
+                merged[-1] = (merged[-1][0], merged[-1][1] + n)
+            else:
+                merged.append((a, n))
+        self.free = merged
 
     def emit(self, mnemonic: str, **fields: int) -> None:
         self.instructions.append(SparrowInstruction.from_instruction(Instruction.make(mnemonic, **fields), self.layer))
 
 
-def _constant(store: WeightStore, value: SSAValue) -> np.ndarray:
-    """Evaluate a constant chain (initializer -> sparse.pack -> quant.quantize)."""
-    op = value.owner
-    ev = Evaluation(store)
-    args = [_constant(store, v) for v in op.operands]
-    return ev.run_op(op, args)[0]
+_constant = constant_value  # a constant chain's array (initializer -> sparse.pack -> quant.quantize)
 
 
 def _dma(p: _Program, mnemonic: str, buf: Buffer, dtype: DType, sp: int, dram: int,
@@ -83,26 +127,206 @@ def _dma(p: _Program, mnemonic: str, buf: Buffer, dtype: DType, sp: int, dram: i
     p.emit(mnemonic, buf=buf, dtype=dtype, sp=sp, dram=dram, rows=rows, cols=cols, rstride=rstride, cstride=cstride)
 
 
+# ----------------------------------------------------------------------------- DMA planning
+
+@dataclass(frozen=True)
+class Piece:
+    """One 2-D DMA: `rows` x `cols` elements from element offset `offset` (rows `rstride`
+    apart, columns `cstride` apart), covering rows·cols consecutive elements of the view's
+    row-major order."""
+
+    offset: int
+    rows: int
+    cols: int
+    rstride: int
+    cstride: int
+
+
+def _split(n: int, s: int) -> list[tuple[int, int]]:
+    """A dimension of n > MAX_DIM elements (stride s) as two of at most MAX_DIM each."""
+    for c in range(MAX_DIM, 1, -1):
+        if n % c == 0:
+            outer = n // c
+            return (_split(outer, c * s) if outer > MAX_DIM else [(outer, c * s)]) + [(c, s)]
+    raise SpaqError(f"a dimension of {n} elements does not split into DMA rows and columns")
+
+
+def dma_plan(view: View) -> list[Piece]:
+    """The fewest 2-D DMAs that visit a view's elements in row-major order: dimensions of
+    one element drop out, neighbours whose strides chain merge, the last two remaining are
+    a DMA's rows and columns and any further ones become a loop of DMAs."""
+    dims: list[tuple[int, int]] = []
+    for n, s in zip(view.shape, view.strides):
+        if n == 1:
+            continue
+        if dims and dims[-1][1] == n * s:
+            dims[-1] = (dims[-1][0] * n, s)
+        else:
+            dims.append((n, s))
+    fitted: list[tuple[int, int]] = []
+    for n, s in dims:
+        fitted.extend(_split(n, s) if n > MAX_DIM else [(n, s)])
+    for _, s in fitted:
+        if s >= STRIDE_LIMIT:
+            raise SpaqError(f"a DMA stride of {s} elements does not fit the 24-bit stride fields")
+    if not fitted:
+        return [Piece(view.offset, 1, 1, 1, 1)]
+    if len(fitted) == 1:
+        (n, s), = fitted
+        return [Piece(view.offset, 1, n, n * s if n * s < STRIDE_LIMIT else 0, s)]
+    (a, sa), (b, sb) = fitted[-2], fitted[-1]
+    outer = fitted[:-2]
+    pieces = []
+    for idx in itertools.product(*(range(n) for n, _ in outer)):
+        off = view.offset + sum(i * s for i, (_, s) in zip(idx, outer))
+        pieces.append(Piece(off, a, b, sa, sb))
+    return pieces
+
+
+def dma_cut(plan: list[Piece], start: int, stop: int) -> list[Piece]:
+    """The DMAs that visit elements [start, stop) of the row-major order (pieces of rows)."""
+    out: list[Piece] = []
+    f = 0
+    for p in plan:
+        n = p.rows * p.cols
+        lo, hi = max(start, f) - f, min(stop, f + n) - f
+        f += n
+        if lo >= hi:
+            continue
+        c = p.cols
+        if lo % c:
+            r, e = lo // c, min(hi, (lo // c + 1) * c)
+            out.append(Piece(p.offset + r * p.rstride + (lo % c) * p.cstride, 1, e - lo, p.rstride, p.cstride))
+            lo = e
+        if hi - lo >= c:
+            k = (hi - lo) // c
+            out.append(Piece(p.offset + (lo // c) * p.rstride, k, c, p.rstride, p.cstride))
+            lo += k * c
+        if lo < hi:
+            out.append(Piece(p.offset + (lo // c) * p.rstride, 1, hi - lo, p.rstride, p.cstride))
+    return out
+
+
+# --------------------------------------------------------------------------------- lowering
+
 class _Lowering:
-    def __init__(self, store: WeightStore, program: _Program, outputs: dict[SSAValue, str]):
+    def __init__(self, store: WeightStore, program: _Program, outputs: dict[SSAValue, str], plan: DramPlan):
         self.store = store
         self.p = program
         self.outputs = outputs  # graph outputs: their own, named segments
-        self.addr: dict[SSAValue, int] = {}
+        self.plan = plan
+        self.addr: dict[SSAValue, int] = {}  # DRAM address of each root's (and constant's) segment
+        self.reusable: dict[SSAValue, int] = {}  # intermediate activations: bytes, freed once dead
+        self.placed: dict[SSAValue, tuple[Buffer, int]] = {}  # a tail's input: where its layer left it
 
     # ---- segments
     def activation(self, value: SSAValue, sym: str, kind: str = "activation") -> int:
-        if value in self.outputs:
-            sym, kind = self.outputs[value], "output"
-        t = value.type
-        assert isinstance(t, TensorType)
-        self.addr[value] = self.p.segment(sym, kind, isa_dtype(t.element_type), tuple(t.get_shape()))
-        return self.addr[value]
+        """The segment holding `value` (made on first use: its root's), and the DRAM address
+        of `value`'s element 0."""
+        view = self.plan.views.get(value)
+        root = value if view is None else view.root
+        if root not in self.addr:
+            sym = self.plan.names.get(root, sym)
+            if root in self.outputs:
+                sym, kind = self.outputs[root], "output"
+            t = root.type
+            assert isinstance(t, TensorType)
+            self.addr[root] = self.p.segment(sym, kind, dram_dtype(t.element_type), tuple(t.get_shape()),
+                                             reuse=kind == "activation")
+            if kind == "activation":
+                self.reusable[root] = self.p.segments[-1].nbytes
+        return self.addr[root] if view is None else self.base(view)
+
+    def reads(self, layer: Layer) -> set[SSAValue]:
+        """The roots (segments) whose bytes `layer` reads."""
+        if layer.kind == "view" and not layer.copy:
+            return set()
+        produced = {r for op in layer.ops for r in op.results}
+        values = {v for op in layer.ops for v in op.operands if v not in produced}
+        return {self.plan.views[v].root for v in values if v in self.plan.views}
+
+    def lower_all(self, layers: list[Layer]) -> None:
+        """Lower every layer; an intermediate activation's block is freed after the last
+        layer that reads it (activations share DRAM by liveness; inputs, outputs and
+        constants keep theirs)."""
+        last: dict[SSAValue, int] = {}
+        for i, layer in enumerate(layers):
+            for root in self.reads(layer):
+                last[root] = i
+        dying: dict[int, list[SSAValue]] = {}
+        for root, i in last.items():
+            dying.setdefault(i, []).append(root)
+        for i, layer in enumerate(layers):
+            self.lower(layer)
+            for root in dying.get(i, []):
+                if root in self.reusable:
+                    self.p.release(self.addr[root], self.reusable.pop(root))
+
+    def constant(self, value: SSAValue, kind: str = "values") -> View:
+        """A constant's own segment (made once), as a view."""
+        if value not in self.addr:
+            data = np.asarray(_constant(self.store, value))
+            dtype = dram_dtype(element_type(value))
+            if dtype is DType.I32 and data.dtype.itemsize > 4 and data.size and (
+                    data.min() < -(1 << 31) or data.max() >= 1 << 31):
+                raise SpaqError(f"constant '{value.name_hint}' does not fit int32")
+            sym = (value.name_hint or "const").replace("/", "_") + ".const"
+            shape = shape_of(value)
+            data = data.astype(np.uint8) if dtype is DType.U8 else data
+            self.addr[value] = self.p.segment(sym, kind, dtype, shape or (1,), data.reshape(shape or (1,)))
+        return View.whole(value)
+
+    def view(self, value: SSAValue) -> View:
+        from spaq.passes.compression import is_constant
+
+        if is_constant(value):
+            return self.constant(value)
+        v = self.plan.views.get(value)
+        if v is None:
+            raise SpaqError(f"no DRAM placement for '{value.name_hint or value}'")
+        return v
+
+    def dtype_of(self, view: View) -> DType:
+        return dram_dtype(element_type(view.root))
+
+    def base(self, view: View) -> int:
+        """DRAM byte address of a view's element 0 (its root must have a segment already)."""
+        dtype = self.dtype_of(view)
+        if view.offset and dtype.bits < 8:
+            raise SpaqError(f"a {dtype.name.lower()} view must start at its segment's start")
+        return self.addr[view.root] + dtype.nbytes(view.offset)
+
+    def contiguous_base(self, view: View, layer: Layer) -> int:
+        if not view.contiguous:
+            raise SpaqError(f"layer '{layer.name}' needs its input contiguous in DRAM (insert no transpose before it)")
+        return self.base(view)
+
+    def transfer(self, mnemonic: str, buf: Buffer, sp: int, view: View, start: int = 0, stop: int | None = None) -> int:
+        """LOAD (or STORE) elements [start, stop) of `view` in row-major order from (into)
+        consecutive scratchpad bytes at `sp`; returns the bytes moved."""
+        dtype = self.dtype_of(view)
+        if dtype.bits < 8:
+            raise SpaqError(f"strided DMA plans of {dtype.name.lower()} tensors are not supported")
+        stop = prod(view.shape) if stop is None else stop
+        root = self.addr[view.root]
+        e = dtype.bits // 8
+        moved = 0
+        for piece in dma_cut(dma_plan(view), start, stop):
+            _dma(self.p, mnemonic, buf, dtype, sp + moved, root + piece.offset * e, piece.rows, piece.cols,
+                 piece.rstride, piece.cstride)
+            moved += piece.rows * piece.cols * e
+        return moved
 
     def params(self, layer: Layer) -> list[tuple[int, DType, int]]:
         """Per-channel parameter segments as (addr, dtype, rows): loaded one after another."""
         _, _, n = layer.mkn
         bias = _constant(self.store, layer.bias) if layer.bias is not None else None
+        if layer.dynamic is not None:  # weight scales for EPILOGUE dequant, then the float bias for a VBIN
+            real = np.asarray(layer.epilogue.scale.get_values(), np.float32)
+            rows = [np.broadcast_to(real, (n,))] + ([bias.reshape(n).astype(np.float32)] if bias is not None else [])
+            block = np.stack(rows)
+            addr = self.p.segment(f"{layer.name}.dequant", "scales", DType.F32, block.shape, block)
+            return [(addr, DType.F32, len(rows))]
         if layer.mode == EpilogueMode.FLOAT:
             b = np.zeros(n, np.float32) if bias is None else bias.astype(np.float32)
             return [(self.p.segment(f"{layer.name}.bias", "scales", DType.F32, (1, n), b), DType.F32, 1)]
@@ -137,9 +361,6 @@ class _Lowering:
     # ---- layers
     def lower(self, layer: Layer) -> None:
         self.p.layer = layer.name
-        if layer.kind == "alias":
-            self.addr[layer.output] = self.addr[layer.input]
-            return
         getattr(self, f"_{layer.kind}")(layer)
 
     def _gemm_tile(self, layer: Layer, sram: dict[str, int], m: int, k0: int, kt: int, n0: int, nt: int,
@@ -160,12 +381,16 @@ class _Lowering:
              nt, mt, pitch_total, 1)
         self.p.emit("spgemm", **fields, meta=sram["meta"], nm_n=layer.nm[0], nm_m=layer.nm[1])
 
-    def _epilogue(self, layer: Layer, sram: dict[str, int], params: list[tuple[int, DType, int]],
-                  m: int, n: int, n0: int, nt: int) -> None:
+    def _load_params(self, sram: dict[str, int], params: list[tuple[int, DType, int]], n: int, n0: int,
+                     nt: int) -> None:
         sp = sram["param"]
         for addr, dtype, rows in params:
             _dma(self.p, "load", Buffer.PARAM, dtype, sp, addr + dtype.nbytes(n0), rows, nt, n, 1)
             sp += dtype.nbytes(rows * nt)
+
+    def _epilogue(self, layer: Layer, sram: dict[str, int], params: list[tuple[int, DType, int]],
+                  m: int, n: int, n0: int, nt: int) -> None:
+        self._load_params(sram, params, n, n0, nt)
         self.p.emit("epilogue", mode=layer.mode, odtype=layer.odtype, bias=1, relu=int(layer.relu),
                     src=sram["acc"], dst=sram["out"], param=sram["param"], rows=m, cols=nt, zp=0)
 
@@ -173,7 +398,8 @@ class _Lowering:
         sram, tiles, g = layer.sram(), layer.tiles(), layer.conv
         m, k, n = layer.mkn
         w, params = self.weights(layer), self.params(layer)
-        x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
+        x = self.contiguous_base(self.view(layer.input), layer)
+        y = self.activation(layer.output, layer.name)
         ad, od = layer.adtype, layer.odtype
         hw = g["h"] * g["w"]
         for b in range(layer.batch):
@@ -186,24 +412,152 @@ class _Lowering:
                 self._epilogue(layer, sram, params, m, n, n0, nt)
                 _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(b * n * m + n0 * m), m, nt, 1, m)
 
+    def _matrix(self, layer: Layer, value: SSAValue) -> tuple[int, int, int]:
+        """A 2-D operand's (base address, row stride, column stride)."""
+        v = self.view(value)
+        if len(v.shape) != 2:
+            raise SpaqError(f"layer '{layer.name}': a GEMM operand must be 2-D")
+        if v.strides[1] != 1 and v.shape[1] > 1 and self.dtype_of(v).bits < 8:
+            raise SpaqError(f"layer '{layer.name}': a sub-byte operand must have contiguous rows")
+        rstride = v.strides[0] if v.shape[0] > 1 else v.shape[1] * max(v.strides[1], 1)
+        return self.base(v), rstride, v.strides[1] if v.shape[1] > 1 else 1
+
+    def _result(self, layer: Layer) -> tuple[int, int, int]:
+        """A gemm's result as a 2-D DRAM matrix — none when a tail takes it in the scratchpad."""
+        if layer.tail is not None:
+            return 0, 0, 0
+        self.activation(layer.output, layer.name)
+        return self._matrix(layer, layer.output)
+
     def _gemm(self, layer: Layer) -> None:
+        if layer.dynamic is not None:
+            return self._gemm_dynamic(layer)
         sram, tiles = layer.sram(), layer.tiles()
         m, k, n = layer.mkn
         w, params = self.weights(layer), self.params(layer)
-        x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
+        x, xr, xc = self._matrix(layer, layer.input)
+        y, yr, yc = self._result(layer)
         ad, od = layer.adtype, layer.odtype
         for n0 in range(0, n, tiles["n"]):
             nt = min(tiles["n"], n - n0)
             for k0 in range(0, k, tiles["k"]):
                 kt = min(tiles["k"], k - k0)
-                _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(k0), m, kt, k, 1)
+                _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(k0 * xc), m, kt, xr, xc)
                 self._gemm_tile(layer, sram, m, k0, kt, n0, nt, w, k0 > 0)
             self._epilogue(layer, sram, params, m, n, n0, nt)
-            _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(n0), m, nt, n, 1)
+            if layer.tail is not None:
+                self._tail(layer, Buffer.ACT, sram["out"])
+            else:
+                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(n0 * yc), m, nt, yr, yc)
 
-    def _rows_cols(self, t: TensorType) -> tuple[int, int]:
-        shape = t.get_shape()
-        return prod(shape[:-1]), shape[-1]
+    def _gemm_dynamic(self, layer: Layer) -> None:
+        """quant.quantize_dynamic -> quant.gemm -> quant.dequantize (weight scales, row scales)
+        -> Add(bias): VQUANT once, then per N tile GEMM, EPILOGUE dequant (f32(acc) · s_w),
+        VBIN mul by the row scales (bcast col), VBIN add the bias (bcast row, from PARAM)."""
+        sram, tiles = layer.sram(), layer.tiles()
+        m, k, n = layer.mkn
+        if tiles["k"] != k:
+            raise SpaqError(f"layer '{layer.name}': per-token activations need the whole reduction in one tile")
+        x, xr, xc = self._matrix(layer, layer.input)
+        xd, ad = dram_dtype(element_type(layer.input)), layer.adtype
+        _dma(self.p, "load", Buffer.ACT, xd, sram["xf"], x, m, k, xr, xc)
+        self.p.emit("vquant", odtype=ad, dtype=xd, src=sram["xf"], dst=sram["in"], scale=sram["scales"], rows=m, cols=k)
+        for one in [layer, *layer.siblings]:  # the projections that share the quantized input
+            self.p.layer = one.name
+            self._gemm_dynamic_tiles(one, sram, tiles)
+
+    def _gemm_dynamic_tiles(self, layer: Layer, sram: dict[str, int], tiles: dict[str, int]) -> None:
+        m, k, n = layer.mkn
+        w, params = self.weights(layer), self.params(layer)
+        y, yr, yc = self._result(layer)
+        od = layer.odtype
+        has_bias = layer.bias is not None
+        for n0 in range(0, n, tiles["n"]):
+            nt = min(tiles["n"], n - n0)
+            self._gemm_tile(layer, sram, m, 0, k, n0, nt, w, False)
+            self._load_params(sram, params, n, n0, nt)
+            self.p.emit("epilogue", mode=EpilogueMode.DEQUANT, odtype=DType.F32, bias=0, relu=0,
+                        src=sram["acc"], dst=sram["out"], param=sram["param"], rows=m, cols=nt, zp=0)
+            out = dict(dst=sram["out"], rows=m, cols=nt)
+            self.p.emit("vbin", op=BinaryOp.MUL, src=sram["out"], bcast=Bcast.COL, src1=sram["scales"], **out)
+            if has_bias:
+                self.p.emit("vbin", op=BinaryOp.ADD, src=sram["out"], bcast=Bcast.ROW, buf1=Buffer.PARAM,
+                            src1=sram["param"] + 4 * nt, **out)
+            if layer.relu:
+                self.p.emit("vbin", op=BinaryOp.MAX, src=sram["out"], bcast=Bcast.IMM, imm=0, **out)
+            if od is not DType.F32:
+                raise SpaqError(f"layer '{layer.name}': per-token layers produce f32")
+            if layer.tail is not None:
+                self._tail(layer, Buffer.ACT, sram["out"])
+            else:
+                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(n0 * yc), m, nt, yr, yc)
+
+    def _matmul(self, layer: Layer) -> None:
+        """One GEMM per batch element; A_g and W_g = B_gᵀ (the transposition is in the DMA
+        strides) are loaded for a group of batch elements at once, the results gathered in
+        consecutive ACC tiles and stored straight from ACC."""
+        sram, group = layer.sram(), layer.tiles()["batch"]
+        m, k, n = layer.mkn
+        count = layer.batch
+        batch = shape_of(layer.output)[:-2]
+        a = self.view(layer.input).broadcast_to(batch + (m, k))
+        wv = self.view(layer.weight).broadcast_to(batch + (k, n)).transposed_last2()
+        if layer.tail is None:
+            self.activation(layer.output, layer.name)
+        y = self.view(layer.output)
+        a_once = all(s == 0 for s in a.strides[:-2])  # the same A for every batch element
+        w_once = all(s == 0 for s in wv.strides[:-2])
+        for g0 in range(0, count, group):
+            gn = min(group, count - g0)
+            if not a_once or g0 == 0:
+                lo = 0 if a_once else g0 * m * k
+                self.transfer("load", Buffer.ACT, sram["a"], a, lo, lo + (m * k if a_once else gn * m * k))
+            if not w_once or g0 == 0:
+                lo = 0 if w_once else g0 * n * k
+                self.transfer("load", Buffer.WGT, sram["w"], wv, lo, lo + (n * k if w_once else gn * n * k))
+            for j in range(gn):
+                self.p.emit("gemm", adtype=DType.F32, wdtype=DType.F32, acc=sram["acc"] + 4 * j * m * n,
+                            act=sram["a"] + (0 if a_once else 4 * j * m * k),
+                            wgt=sram["w"] + (0 if w_once else 4 * j * n * k), m=m, k=k, n=n, accumulate=0)
+            if layer.tail is not None:  # whole batch in one group (tile-layers): the tail reads ACC
+                self._tail(layer, Buffer.ACC, sram["acc"])
+            else:
+                self.transfer("store", Buffer.ACC, sram["acc"], y, g0 * m * n, (g0 + gn) * m * n)
+
+    def _gather(self, layer: Layer) -> None:
+        """Rows of a constant table picked by run-time indices: LOAD the indices, GATHER."""
+        sram, step = layer.sram(), layer.tiles()["rows"]
+        count, d = layer.gather_rows
+        table_shape = shape_of(layer.weight)
+        table = self.constant(layer.weight)
+        dtype = self.dtype_of(table)
+        if dtype.bits < 8:
+            raise SpaqError(f"layer '{layer.name}': GATHER of {dtype.name.lower()} rows is not supported")
+        index = self.view(layer.input)
+        idtype = self.dtype_of(index)
+        self.activation(layer.output, layer.name)
+        y = self.view(layer.output)
+        for r0 in range(0, count, step):
+            r = min(step, count - r0)
+            self.transfer("load", Buffer.ACT, sram["idx"], index, r0, r0 + r)
+            self.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["out"], dram=self.base(table), rows=r, cols=d,
+                        rstride=d, limit=table_shape[0], ibuf=Buffer.ACT, idtype=idtype, idx=sram["idx"])
+            self.transfer("store", Buffer.ACT, sram["out"], y, r0 * d, (r0 + r) * d)
+
+    def _view(self, layer: Layer) -> None:
+        """A view moves no data, unless it copies (`Layer.copy`): LOAD through the source's
+        strides, STORE contiguous, a chunk of `elems` elements at a time."""
+        if not layer.copy:
+            return
+        sram, step = layer.sram(), layer.tiles()["elems"]
+        src = self.plan.source[layer.output]
+        self.activation(layer.output, layer.name)
+        dst = self.view(layer.output)
+        total = prod(dst.shape)
+        for e0 in range(0, total, step):
+            e1 = min(total, e0 + step)
+            self.transfer("load", Buffer.ACT, sram["buf"], src, e0, e1)
+            self.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e1)
 
     def _quantize(self, layer: Layer) -> None:
         sram = layer.sram()
@@ -211,8 +565,9 @@ class _Lowering:
         if scale.size != 1:
             raise SpaqError(f"layer '{layer.name}': only per-tensor activation quantization runs on Sparrow")
         s_addr = self.p.segment(f"{layer.name}.scale", "scales", DType.F32, (1,), scale)
-        x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
-        rows, cols = self._rows_cols(layer.in_type)
+        x = self.contiguous_base(self.view(layer.input), layer)
+        y = self.activation(layer.output, layer.name)
+        rows, cols = _rows_cols(layer.in_type)
         _dma(self.p, "load", Buffer.PARAM, DType.F32, sram["param"], s_addr, 1, 1, 1, 1)
         _dma(self.p, "load", Buffer.ACT, layer.adtype, sram["in"], x, rows, cols, cols, 1)
         self.p.emit("quant", odtype=layer.odtype, src=sram["in"], dst=sram["out"], param=sram["param"],
@@ -226,7 +581,8 @@ class _Lowering:
         (nb, c, h, w), (_, _, oh, ow) = layer.in_type.get_shape(), layer.out_type.get_shape()
         kh, kw = kernel_2d(layer.head)
         a = conv_attributes(layer.head, kh, kw)
-        x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
+        x = self.contiguous_base(self.view(layer.input), layer)
+        y = self.activation(layer.output, layer.name)
         for b in range(nb):
             _dma(self.p, "load", Buffer.ACT, dt, sram["in"], x + dt.nbytes(b * c * h * w), h * w, c, 1, h * w)
             self.p.emit("maxpool", dtype=dt, src=sram["in"], dst=sram["out"], c=c, h=h, w=w, kh=kh, kw=kw,
@@ -238,11 +594,130 @@ class _Lowering:
         sram = layer.sram()
         if layer.adtype != DType.F32:
             raise SpaqError(f"layer '{layer.name}': Softmax runs on fp32 inputs")
-        x, y = self.addr[layer.input], self.activation(layer.output, layer.name)
-        rows, cols = self._rows_cols(layer.in_type)
+        x = self.contiguous_base(self.view(layer.input), layer)
+        y = self.activation(layer.output, layer.name)
+        rows, cols = _rows_cols(layer.in_type)
         _dma(self.p, "load", Buffer.ACT, DType.F32, sram["in"], x, rows, cols, cols, 1)
         self.p.emit("softmax", src=sram["in"], dst=sram["out"], rows=rows, cols=cols)
         _dma(self.p, "store", Buffer.ACT, DType.F32, sram["out"], y, rows, cols, cols, 1)
+
+    # ---- vector regions
+    def _vector(self, layer: Layer) -> None:
+        self._region(layer, layer.sram(), layer.tiles()["rows"])
+
+    def _tail(self, layer: Layer, buf: Buffer, addr: int) -> None:
+        """The fused vector layer, on the result tile this layer left at `buf`:`addr`."""
+        tail = layer.tail
+        self.p.layer = tail.name
+        sram = {role[2:]: a for role, a in layer.sram().items() if role.startswith("v.")}
+        self.placed[layer.tail_input] = (buf, addr)
+        self._region(tail, sram, tail.region.rows)
+        self.p.layer = layer.name
+
+    def _region(self, layer: Layer, sram: dict[str, int], step: int) -> None:
+        region = layer.region
+        plan = plan_region(region, self.store)
+        shape, rows, cols = region.shape, region.rows, region.cols
+        if cols > MAX_DIM:
+            raise SpaqError(f"layer '{layer.name}': rows of {cols} elements exceed the vector unit's {MAX_DIM}")
+        for v in region.outputs:
+            self.activation(v, layer.name if v is layer.output else f"{layer.name}.{region.outputs.index(v)}")
+        fixed = [v for v, role in plan.vectors.items() if plan.forms[v] in (Bcast.ROW, Bcast.SCALAR)]
+        for v in fixed:  # the same for every chunk of rows: loaded once
+            self._load_vector(plan, sram, v, 0, 1)
+        for r0 in range(0, rows, step):
+            r = min(step, rows - r0)
+            for v in region.inputs:
+                if v in self.placed:
+                    continue  # already in the scratchpad: the result of the layer this region is the tail of
+                if plan.forms[v] is Bcast.TILE:
+                    self.transfer("load", Buffer.ACT, sram[plan.slot[v]], self.view(v).broadcast_to(shape),
+                                  r0 * cols, (r0 + r) * cols)
+                elif plan.forms[v] is Bcast.COL and v in plan.vectors:
+                    self._load_vector(plan, sram, v, r0, r)
+            for st in plan.steps:
+                self._step(plan, sram, st, r, cols)
+            for v in region.outputs:
+                self.transfer("store", Buffer.ACT, sram[plan.slot[v]], self.view(v), r0 * cols, (r0 + r) * cols)
+
+    def _load_vector(self, plan: RegionPlan, sram: dict[str, int], v: SSAValue, r0: int, r: int) -> None:
+        form, shape = plan.forms[v], plan.region.shape
+        full = self.view(v).broadcast_to(shape)
+        buf = Buffer.PARAM if vector_in_param(plan, v) else Buffer.ACT
+        if form is Bcast.ROW:
+            part = View(full.root, full.offset, shape[-1:], full.strides[-1:])
+        elif form is Bcast.COL:
+            part = View(full.root, full.offset, shape[:-1], full.strides[:-1])
+        else:
+            part = View(full.root, full.offset, (1,), (1,))
+        lo = r0 if form is Bcast.COL else 0
+        self.transfer("load", buf, sram[plan.vectors[v]], part, lo, lo + (r if form is Bcast.COL else prod(part.shape)))
+
+    def _operand(self, plan: RegionPlan, sram: dict[str, int], o: Operand) -> tuple[Bcast, DType, Buffer, int, int]:
+        """(bcast, dtype, buffer, address, imm bits) of a step's operand."""
+        if o.form is Bcast.IMM:
+            return Bcast.IMM, DType.F32, Buffer.ACT, 0, vector.imm(o.imm)
+        dtype = dram_dtype(element_type(o.value))
+        if o.value in self.placed:
+            buf, addr = self.placed[o.value]
+            return Bcast.TILE, dtype, buf, addr, 0
+        if o.form is Bcast.TILE:
+            return Bcast.TILE, dtype, Buffer.ACT, sram[plan.slot[o.value]], 0
+        buf = Buffer.PARAM if vector_in_param(plan, o.value) else Buffer.ACT
+        return o.form, dtype, buf, sram[plan.vectors[o.value]], 0
+
+    def _step(self, plan: RegionPlan, sram: dict[str, int], st, rows: int, cols: int) -> None:
+        if st.kind == "alias":
+            return
+        out = dict(odtype=dram_dtype(element_type(st.result)), obuf=Buffer.ACT, dst=sram[plan.slot[st.result]],
+                   rows=rows, cols=cols)
+        if st.kind == "vbin":
+            _, d0, b0, a0, _ = self._operand(plan, sram, st.operands[0])
+            bc, d1, b1, a1, imm = self._operand(plan, sram, st.operands[1])
+            self.p.emit("vbin", op=st.binary, dtype=d0, buf=b0, src=a0, bcast=bc, dtype1=d1, buf1=b1, src1=a1,
+                        imm=imm, **out)
+        elif st.kind == "vun":
+            _, d0, b0, a0, _ = self._operand(plan, sram, st.operands[0])
+            self.p.emit("vun", op=st.unary, dtype=d0, buf=b0, src=a0, **out)
+        elif st.kind == "vsel":
+            mc, md, mb, ma, _ = self._operand(plan, sram, st.operands[0])
+            _, d0, b0, a0, _ = self._operand(plan, sram, st.operands[1])
+            bc, d1, b1, a1, imm = self._operand(plan, sram, st.operands[2])
+            self.p.emit("vsel", mdtype=md, mbcast=mc, mbuf=mb, mask=ma, dtype=d0, buf=b0, src=a0, bcast=bc,
+                        dtype1=d1, buf1=b1, src1=a1, imm=imm, **out)
+        elif st.kind == "softmax":
+            _, _, b0, a0, _ = self._operand(plan, sram, st.operands[0])
+            if b0 is not Buffer.ACT:  # SOFTMAX reads ACT: bring the tile over first
+                self.p.emit("vun", op=UnaryOp.COPY, buf=b0, src=a0, dst=out["dst"], rows=rows, cols=cols)
+                a0 = out["dst"]
+            self.p.emit("softmax", src=a0, dst=out["dst"], rows=rows, cols=cols)
+        elif st.kind == "layernorm":
+            self._layernorm(plan, sram, st, out, rows, cols)
+        else:  # pragma: no cover - plan_region makes only these
+            raise SpaqError(f"no vector lowering for {st.kind}")
+
+    def _layernorm(self, plan: RegionPlan, sram: dict[str, int], st, out: dict, rows: int, cols: int) -> None:
+        """The eight instructions of `onnx_kernels.layer_norm_rows` (the evaluator's definition)."""
+        _, _, xb, x, _ = self._operand(plan, sram, st.operands[0])
+        y, mean, var = out["dst"], sram["mean"], sram["var"]
+        inv_c = vector.imm(np.float32(1.0 / cols))
+        eps = vector.imm(np.float32(st.op.attr("epsilon", 1e-5)))
+        col = dict(rows=rows, cols=1)
+        self.p.emit("vred", op=ReduceOp.SUM, buf=xb, src=x, imm=inv_c, dst=mean, rows=rows, cols=cols)
+        self.p.emit("vbin", op=BinaryOp.SUB, buf=xb, src=x, bcast=Bcast.COL, src1=mean, dst=y, rows=rows, cols=cols)
+        self.p.emit("vred", op=ReduceOp.SUMSQ, src=y, imm=inv_c, dst=var, rows=rows, cols=cols)
+        self.p.emit("vbin", op=BinaryOp.ADD, src=var, bcast=Bcast.IMM, imm=eps, dst=var, **col)
+        self.p.emit("vun", op=UnaryOp.RSQRT, src=var, dst=var, **col)
+        self.p.emit("vbin", op=BinaryOp.MUL, src=y, bcast=Bcast.COL, src1=var, dst=y, rows=rows, cols=cols)
+        for operand, bop in zip(st.operands[1:], (BinaryOp.MUL, BinaryOp.ADD)):
+            bc, d1, b1, a1, imm = self._operand(plan, sram, operand)
+            self.p.emit("vbin", op=bop, src=y, bcast=bc, dtype1=d1, buf1=b1, src1=a1, imm=imm, dst=y,
+                        rows=rows, cols=cols)
+
+
+def _rows_cols(t: TensorType) -> tuple[int, int]:
+    shape = t.get_shape()
+    return prod(shape[:-1]), shape[-1]
 
 
 @dataclass(frozen=True)
@@ -259,12 +734,16 @@ class LowerToSparrowPass(ModulePass):
         in_names, out_names = io_names(func)
         ret = func.body.block.last_op
         assert isinstance(ret, ReturnOp)
-        lowering = _Lowering(store, program, dict(zip(ret.operands, out_names)))
+        layers, plan = analyze(func, store)
+        for v in ret.operands:
+            if v not in plan.views or plan.views[v].root is not v:
+                raise SpaqError(f"output '{out_names[list(ret.operands).index(v)]}' is not computed on Sparrow")
+        lowering = _Lowering(store, program, dict(zip(ret.operands, out_names)), plan)
         for arg, name in zip(func.args, in_names):
             lowering.activation(arg, name, "input")
-        for layer in find_layers(func):
+        for layer in layers:
             _check_support(layer, target)
-            lowering.lower(layer)
+        lowering.lower_all(layers)
         program.layer = ""
         program.emit("halt")
         body: list[Operation] = [*program.segments, *program.instructions, ReturnOp()]
@@ -275,9 +754,10 @@ class LowerToSparrowPass(ModulePass):
 
 
 def _check_support(layer: Layer, target) -> None:
-    if layer.kind in ("conv", "gemm"):
+    if layer.kind in ("conv", "gemm", "matmul"):
         try:
-            kind = mac_type(layer.adtype, layer.wdtype)  # the one decision of the GEMM mode
+            wd = DType.F32 if layer.kind == "matmul" else layer.wdtype
+            kind = mac_type(layer.adtype, wd)  # the one decision of the GEMM mode
         except ValueError as e:
             raise SpaqError(f"layer '{layer.name}': {e}") from None
         if kind not in target.array.k_per_cycle:

@@ -7,6 +7,7 @@
   alpha and beta folded into the weights): the form later passes and the machine use.
   A MatMul by a constant matrix (with a constant bias added after it) becomes the same
   Gemm between two free Reshapes; chains of Reshapes collapse.
+- GELU written out as x·0.5·(1 + erf(x/√2)) becomes onnx.Gelu (FuseGelu).
 - Shape subgraphs fold away: `onnx.Shape` of any tensor is a constant (shapes are static
   after import), and any op whose inputs are all constants is evaluated by the reference
   evaluator and replaced by an `onnx.Initializer`.
@@ -209,6 +210,67 @@ class FoldShape(RewritePattern):
 
 
 @dataclass
+class FuseGelu(RewritePattern):
+    """GELU written out, Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5) (operands in either order;
+    the 0.5 may also scale x or 1 + erf first), becomes onnx.Gelu(x): one VUN gelu instead of five
+    vector passes. The same function rounded in another order (x·(1/√2) instead of x/√2, the
+    exact ·0.5 first): at most an ulp apart, as onnxruntime's own GELU fusion is."""
+
+    store: WeightStore
+
+    def _scalar(self, value: SSAValue, want: float, rel: float = 1e-6) -> bool:
+        c = constant_of(self.store, value)
+        return c is not None and c.size == 1 and abs(float(c.reshape(-1)[0]) - want) <= rel * abs(want)
+
+    def _other(self, op: Operation, value: SSAValue) -> SSAValue | None:
+        a, b = op.operands
+        return b if a is value else a if b is value else None
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Erf") or not op.results[0].has_one_use():
+            return
+        div = op.operands[0].owner
+        if not is_op(div, "Div") or not div.results[0].has_one_use() or not self._scalar(div.operands[1], 2 ** 0.5):
+            return
+        x = div.operands[0]
+        add = op.results[0].get_user_of_unique_use()
+        if not is_op(add, "Add") or not add.results[0].has_one_use() or \
+                not self._scalar(self._other(add, op.results[0]), 1.0, 0.0):
+            return
+        mul = add.results[0].get_user_of_unique_use()
+        if not is_op(mul, "Mul") or not mul.results[0].has_one_use():
+            return
+        other = self._other(mul, add.results[0])
+        nxt = mul.results[0].get_user_of_unique_use()
+        if other is x:  # Mul(Mul(x, 1 + erf), 0.5)
+            last, dead = nxt, [nxt, mul, add, op, div]
+            if not is_op(nxt, "Mul") or not self._scalar(self._other(nxt, mul.results[0]), 0.5, 0.0):
+                return
+        elif self._scalar(other, 0.5, 0.0):  # Mul(x, Mul(0.5, 1 + erf))
+            last, dead = nxt, [nxt, mul, add, op, div]
+            if not is_op(nxt, "Mul") or self._other(nxt, mul.results[0]) is not x:
+                return
+        elif is_op(other.owner, "Mul") and other.has_one_use() and self._other(other.owner, x) is not None \
+                and self._scalar(self._other(other.owner, x), 0.5, 0.0):  # Mul(Mul(x, 0.5), 1 + erf)
+            last, dead = mul, [mul, other.owner, add, op, div]
+        else:
+            return
+        t = last.results[0].type
+        if t != x.type or element_type_of(t) != f32:
+            return
+        attrs = {k: v for k, v in last.attributes.items() if k.startswith("onnx.")}
+        gelu = OPS["Gelu"]([x], [t], attrs)
+        gelu.results[0].name_hint = last.results[0].name_hint
+        rewriter.replace(last, [gelu])
+        for d in dead[1:]:
+            rewriter.erase(d)
+
+
+def element_type_of(t) -> object:
+    return t.element_type if isinstance(t, TensorType) else None
+
+
+@dataclass
 class FoldConstants(RewritePattern):
     store: WeightStore
 
@@ -231,7 +293,7 @@ class OnnxCanonicalizePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         store = weights_of(ctx)
         patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
-                    CollapseReshapes(),
+                    CollapseReshapes(), FuseGelu(store),
                     FoldShape(store),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -2,9 +2,12 @@
 
 GEMM-like layers are tiled over output channels (N, in multiples of the array's columns)
 and, for Gemm, over the reduction (K, in multiples of 64 — whole N:M groups and whole
-metadata bytes) until every buffer fits; conv layers keep their im2col rows whole. The
-choice is written on the layer as `sparrow.tiles`, where a user or a later planner can
-read or pin it.
+metadata bytes) until every buffer fits; conv layers keep their im2col rows whole, and a
+Gemm on per-token activations its reduction (its row scales need whole rows). The other
+layers take as much as fits, from the whole tensor down: a batched matmul batch elements
+(`batch`), a gather and a vector region rows (`rows`: every vector op works row by row), a
+copying view elements (`elems`). The choice is written on the layer as `sparrow.tiles`,
+where a user or a later planner can read or pin it.
 
 ```mlir
 // spaq-opt -p 'tile-layers{target=edge}'
@@ -14,17 +17,23 @@ read or pin it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from spaq.backends.sparrow.isa import Buffer
 from spaq.backends.sparrow.target import Target, TargetError, load_target
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import main_func
-from spaq.passes.sparrow_layers import TILES_KEY, Layer, allocate, buffer_needs, find_layers, int_dict_attr
+from spaq.compiler.weights import weights_of
+from spaq.passes.sparrow_layers import (
+    MAX_DIM, TILED, TILES_KEY, Layer, allocate, buffer_needs, find_layers, int_dict_attr, shape_of,
+)
 
 K_STEP = 64
 
@@ -40,24 +49,60 @@ def capacities(target: Target) -> dict[Buffer, int]:
     return {b: target.capacity(b) for b in Buffer}
 
 
-def choose_tiles(layer: Layer, target: Target) -> dict[str, int]:
+def _fits(layer: Layer, tiles: dict[str, int], caps: dict[Buffer, int], store) -> bool:
+    try:
+        allocate(buffer_needs(layer, tiles, store), caps, layer.name)
+        return True
+    except SpaqError:
+        return False
+
+
+def _largest(layer: Layer, key: str, total: int, caps: dict[Buffer, int], store,
+             limit: int = MAX_DIM, base: Callable[[int], dict[str, int]] | None = None) -> dict[str, int]:
+    """The tiles with the largest `key` in [1, min(total, limit)] that fit (buffers grow with
+    it); if even 1 does not fit, allocate() names the buffer that overflows."""
+    make = base or (lambda v: {key: v})
+    hi = max(1, min(total, limit))
+    if _fits(layer, make(hi), caps, store):
+        return make(hi)
+    lo = 1
+    if not _fits(layer, make(lo), caps, store):
+        allocate(buffer_needs(layer, make(lo), store), caps, layer.name)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _fits(layer, make(mid), caps, store) else (lo, mid)
+    return make(lo)
+
+
+def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
+    caps = capacities(target)
+    if layer.kind == "matmul":
+        m, _, _ = layer.mkn
+        return _largest(layer, "batch", layer.batch, caps, store, limit=MAX_DIM // m)
+    if layer.kind == "gather":
+        return _largest(layer, "rows", layer.gather_rows[0], caps, store)
+    if layer.kind == "vector":
+        return _largest(layer, "rows", layer.region.rows, caps, store)
+    if layer.kind == "view":
+        return _largest(layer, "elems", prod(shape_of(layer.output)), caps, store, limit=1 << 40)
     m, k, n = layer.mkn
     cols = target.array.cols
     n_options = sorted({n, *range(cols, n, cols)}, reverse=True)
-    k_options = [k] if layer.kind == "conv" else sorted({k, *range(K_STEP, k, K_STEP)}, reverse=True)
-    caps = capacities(target)
+    whole_k = layer.kind == "conv" or layer.dynamic is not None
+    k_options = [k] if whole_k else sorted({k, *range(K_STEP, k, K_STEP)}, reverse=True)
     for kt in k_options:
         for nt in n_options:
             tiles = {"m": m, "n": nt, "k": kt}
-            try:
-                allocate(buffer_needs(layer, tiles), caps, layer.name)
+            if _fits(layer, tiles, caps, store):
                 return tiles
-            except SpaqError:
-                continue
     # the smallest tiles do not fit: let allocate() say which buffer overflows
     smallest = {"m": m, "n": n_options[-1], "k": k_options[-1]}
-    allocate(buffer_needs(layer, smallest), caps, layer.name)
+    allocate(buffer_needs(layer, smallest, store), caps, layer.name)
     return smallest
+
+
+def needs_tiles(layer: Layer) -> bool:
+    return layer.kind in TILED and (layer.kind != "view" or layer.copy)
 
 
 @dataclass(frozen=True)
@@ -68,6 +113,34 @@ class TileLayersPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = target_of(self.target)
-        for layer in find_layers(main_func(op)):
-            if layer.kind in ("conv", "gemm") and TILES_KEY not in layer.head.attributes:
-                layer.head.attributes[TILES_KEY] = int_dict_attr(choose_tiles(layer, target))
+        store = weights_of(ctx)
+        fused: set[Operation] = set()  # heads of the vector layers that became tails
+        for layer in find_layers(main_func(op), store):
+            if layer.head in fused or not needs_tiles(layer) or TILES_KEY in layer.head.attributes:
+                continue
+            tail = layer.tail_candidate
+            if tail is not None and TILES_KEY not in tail.head.attributes:
+                tiles = fused_tiles(layer, tail, target, store)
+                if tiles is not None:
+                    layer.head.attributes[TILES_KEY] = int_dict_attr(tiles)
+                    fused.add(tail.head)
+                    continue
+            layer.head.attributes[TILES_KEY] = int_dict_attr(choose_tiles(layer, target, store))
+
+
+def fused_tiles(layer: Layer, tail: Layer, target: Target, store) -> dict[str, int] | None:
+    """Whole tiles for a matrix layer with its vector tail, if they fit (`tail = 1` fuses
+    them: the tail runs on the layer's result tile, which never goes to DRAM)."""
+    if layer.kind == "matmul":
+        tiles = {"batch": layer.batch}
+    else:
+        m, k, n = layer.mkn
+        tiles = {"m": m, "n": n, "k": k}
+    if layer.kind == "matmul" and layer.batch * layer.mkn[0] > MAX_DIM:
+        return None
+    layer.tail = tail
+    try:
+        ok = _fits(layer, tiles, capacities(target), store)
+    finally:
+        layer.tail = None
+    return {**tiles, "tail": 1} if ok else None

@@ -2,10 +2,13 @@
 fields alone (no data). docs/isa.md states the formulas.
 
     program_cost(program, load_target("edge")).cycles
+    program_timing(program, target).start, .busy, .utilisation     # the queues overlapped
 
 The simulator reports the same quantities *counted* while executing; for any valid
 program its bytes, MACs and elements equal this model's prediction (tests check it), and
-it takes its cycles from `cycles` here. The one exception is a GEMM with `askip=1`: the
+it takes its cycles from `cycles` here; a program's cycles are the load / compute / store
+queues' overlapped time (`program_timing`, queues.py), the same function of the
+per-instruction cycles in both. The one exception is a GEMM with `askip=1`: the
 simulator counts the MACs the data lets it skip and prices its cycles with them
 (`gemm_cycles(..., executed_macs)`), so there predicted >= counted.
 """
@@ -294,6 +297,9 @@ def work(ins: Instruction) -> Cost:
     if op in ("load", "store"):
         nbytes = ins.rows * ins.dtype.nbytes(ins.cols)
         return Cost(sram_bytes=nbytes, **{f"dram_{dram_kind(ins)}": nbytes})
+    if op == "gather":  # the rows, plus the index tile it reads
+        nbytes = ins.rows * ins.dtype.nbytes(ins.cols)
+        return Cost(sram_bytes=nbytes + ins.idtype.nbytes(ins.rows), dram_values=nbytes)
     if op in GEMM_FAMILY:
         return gemm_work(ins)
     if op in ("im2col", "maxpool"):
@@ -312,7 +318,7 @@ def work(ins: Instruction) -> Cost:
         return Cost(sram_bytes=2 * ins.rows * ins.cols * WORD, vector_elements=3 * ins.rows * ins.cols)
     if op in VECTOR_OPS:
         return vector_work(ins)
-    if op == "halt":
+    if op in ("halt", "sync"):
         return Cost()
     raise ValueError(f"no cost model for instruction '{op}'")
 
@@ -320,12 +326,12 @@ def work(ins: Instruction) -> Cost:
 def cycles(ins: Instruction, target: Target) -> int:
     """Cycles of one instruction on `target` (issue to completion, no overlap)."""
     op, fixed, arr = ins.mnemonic, target.fixed_cycles, target.array
-    if op in ("load", "store"):
+    if op in ("load", "store", "gather"):
         nbytes = ins.rows * ins.dtype.nbytes(ins.cols)
         return fixed["dma"] + target.dram_latency + _ceil(nbytes, target.dram_bytes_per_cycle)
     if op in GEMM_FAMILY:
         return gemm_cycles(ins, target)
-    if op == "halt":
+    if op in ("halt", "sync"):
         return 0
     return fixed["vector"] + _ceil(work(ins).vector_elements, target.vector_lanes)
 
@@ -347,13 +353,40 @@ def instruction_cost(ins: Instruction, target: Target) -> Cost:
     return priced(work(ins), ins, target)
 
 
+def program_timing(program: list[Instruction] | bytes, target: Target):
+    """The overlapped timing of the program up to its first HALT (`queues.Timing`: makespan,
+    per-instruction start / end, per-queue busy cycles and utilisation), from the fields and
+    token flags alone: the load, compute and store queues run concurrently, ordered by the
+    dependency tokens (docs/isa.md, "Queues and dependency tokens"). A program without any
+    token runs serially (cycles = the sum). ValueError (`queues.ProtocolError`, naming the
+    instruction) for a program that breaks the token protocol."""
+    from spaq.backends.sparrow import queues  # queues -> footprint -> cost
+
+    if isinstance(program, (bytes, bytearray)):
+        program = decode_program(bytes(program))
+    proto = queues.analyze(program, target)
+    if proto.error is not None:
+        raise proto.error
+    if proto.stopped is not None:
+        raise ValueError(f"instruction {proto.length} ({program[proto.length].mnemonic}): {proto.stopped}")
+    if not proto.queues or proto.queues[-1] != queues.HALT:
+        raise ValueError(f"instruction {len(program)} (end): program ends without HALT")
+    return queues.timing(proto, [cycles(ins, target) for ins in program[: proto.length]], target)
+
+
 def program_cost(program: list[Instruction] | bytes, target: Target) -> Cost:
-    """Sum of `instruction_cost` over the program up to and including its first HALT."""
+    """Sum of `instruction_cost` over the program up to and including its first HALT, except
+    `cycles`: the program's time with load / compute / store overlapped (`program_timing`;
+    the sum when the program carries no tokens)."""
     if isinstance(program, (bytes, bytearray)):
         program = decode_program(bytes(program))
     total = Cost()
+    n = 0
     for ins in program:
         total = total + instruction_cost(ins, target)
+        n += 1
         if ins.mnemonic == "halt":
             break
+    if n and program[n - 1].mnemonic == "halt":
+        total = replace(total, cycles=program_timing(program, target).cycles)
     return total

@@ -1,7 +1,7 @@
 """Analytical time of a GEMM on a Sparrow target, without simulating: the tiled program a
-compiler emits for Y = X · Wᵀ, priced instruction by instruction with cost.py, then combined by
-an explicit load / compute overlap model. (The planner's analytical estimator for whole
-programs is to live here too; this is its single-GEMM part.)
+compiler emits for Y = X · Wᵀ, each instruction priced by cost.py, timed as the load, compute
+and store queues run it (docs/isa.md, "Queues and dependency tokens"). (The planner's
+analytical estimator for whole programs is to live here too; this is its single-GEMM part.)
 
     spec = GemmSpec(m=8192, k=4096, n=4096, adtype=DType.BF16)            # nm=(2, 4): 2:4 weights
     est = estimate_gemm(spec, load_target("h100"))
@@ -9,7 +9,8 @@ programs is to live here too; this is its single-GEMM part.)
 
 **The program** (`gemm_program`): X [M, K] and W [N, K] row-major in DRAM (W as its N:M kept
 values [N, K·n/m] and u2 indices when sparse), Y [M, N]; output tiles tm × tn, the reduction in
-steps of tk, every on-chip tile double-buffered:
+steps of tk; the step's tiles alternate between two buffers (double buffering), and so do the
+output tiles' ACC and output buffers:
 
     for each output tile (m0, n0), row-major:
         for each reduction step k0:
@@ -21,30 +22,33 @@ steps of tk, every on-chip tile double-buffered:
         store Y[m0:+tm, n0:+tn]                      (f32 and i32 outputs straight from ACC)
     halt
 
-X is re-read for every column of tiles and W for every row of tiles (no reuse across output
-tiles). `choose_tiling` takes, among power-of-two multiples of the array shape (tm, tn) and of
-64 (tk, whole N:M groups and metadata bytes) plus the whole dimension, the tiling that fits the
-scratchpads double-buffered and has the smallest estimate — the planner's choice, and what
-cuBLAS's heuristics and cuSPARSELt's algorithm search do for the measured H100 data.
+with the dependency tokens `schedule.schedule_tokens` gives it (what the schedule-tokens pass
+does to a lowered program): a step's GEMM waits for its loads, the loads of step s wait for the
+GEMM of step s - 2 (which read the buffer they overwrite), a STORE for its EPILOGUE, an
+EPILOGUE (or, storing from ACC, a tile's first GEMM) for the STORE two tiles back. X is re-read
+for every column of tiles and W for every row of tiles.
 
-**Overlap model** (`overlap`; an assumption of this estimate until programs carry dependency
-tokens and the simulator overlaps queues itself). Two in-order queues: DMA (LOAD, STORE) and
-compute (everything else). The DMA engine keeps transfers in flight, so a transfer occupies its
-queue for its cost.py cycles minus `dram.latency`; the latency delays only its own completion.
-With double buffering the queues run concurrently except at the ends:
+**Its time** is the queues' timing of that program (`queues.timing`: in-order queues; a DMA
+occupies its queue for its cost.py cycles minus `dram.latency`, the latency delaying only its
+own completion and the token it pushes), computed here from the recurrence those dependencies
+give, without building the program: identical steps, tiles and rows of tiles repeat, and once
+the state of the queues (relative to the compute queue) repeats, the rest of the run is a
+shift (max-plus recurrences are exactly periodic from there). So `estimate_gemm(...).cycles ==
+cost.program_timing(gemm_program(...)).cycles` (tested), in microseconds for any size. In the
+steady state a reduction step takes max(gemm, loads, (gemm + loads + dram.latency) / 2): with two
+buffers, the DRAM latency is hidden only behind a long enough step.
 
-    prologue = occupancy of the DMAs before the first compute instruction + latency
-    body     = max(sum of compute cycles, occupancy of the other DMAs)
-    drain    = occupancy of the DMAs after the last compute instruction + latency
-    cycles   = prologue + body + drain
-
-`serial_cycles` (= cost.program_cost, no overlap at all) is reported beside it.
+`choose_tiling` takes, among power-of-two multiples of the array shape (tm, tn) and of 64 (tk,
+whole N:M groups and metadata bytes) plus the whole dimension, the tiling that fits the
+scratchpads double-buffered and is fastest — the planner's choice, and what cuBLAS's
+heuristics and cuSPARSELt's algorithm search do for the measured H100 data.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from spaq.backends.sparrow.cost import Cost, acc_type, cycles, instruction_cost, mac_type
@@ -70,15 +74,15 @@ class GemmSpec:
     odtype: DType | None = None
     nm: tuple[int, int] | None = None
 
-    @property
+    @functools.cached_property
     def w(self) -> DType:
         return self.adtype if self.wdtype is None else self.wdtype
 
-    @property
+    @functools.cached_property
     def mode(self) -> str:
         return mac_type(self.adtype, self.w)
 
-    @property
+    @functools.cached_property
     def out(self) -> DType:
         if self.odtype is not None:
             return self.odtype
@@ -87,7 +91,7 @@ class GemmSpec:
             return acc
         return DType.BF16 if self.mode == "f8" else self.adtype
 
-    @property
+    @functools.cached_property
     def epilogue(self) -> bool:
         """Whether the output needs an EPILOGUE (else it is stored straight from ACC)."""
         return self.out is not acc_type(self.mode)
@@ -109,33 +113,15 @@ class Tiling:
 
 
 @dataclass(frozen=True)
-class Overlap:
-    """The overlap model's parts (cycles) for one program."""
-
-    prologue: int
-    body: int
-    drain: int
-    compute: int      # sum of compute-queue cycles
-    dma: int          # sum of DMA occupancy (cycles - latency)
-    serial: int       # sum of cost.py cycles: no overlap at all
-
-    @property
-    def cycles(self) -> int:
-        return self.prologue + self.body + self.drain
-
-
-@dataclass(frozen=True)
 class GemmEstimate:
     spec: GemmSpec
     tiling: Tiling
-    overlap: Overlap
-    cost: Cost                      # summed work / bytes / energy of the program (cycles: serial)
+    cycles: int                     # the program's time, queues overlapped
+    serial: int                     # the sum of its instructions' cycles (no overlap at all)
+    busy: tuple[int, int, int]      # load, compute, store queue busy cycles (DMA: cycles - latency)
+    cost: Cost                      # summed work / bytes / energy of the program (cycles: `serial`)
     clock_mhz: float
     instructions: int
-
-    @property
-    def cycles(self) -> int:
-        return self.overlap.cycles
 
     @property
     def seconds(self) -> float:
@@ -148,7 +134,12 @@ class GemmEstimate:
 
     @property
     def bound(self) -> str:
-        return "compute" if self.overlap.compute >= self.overlap.dma else "memory"
+        """The busiest queue ("load", "compute", "store"), or "latency" when none is busy for
+        more than half the time."""
+        busiest = max(range(3), key=lambda q: self.busy[q])
+        if 2 * self.busy[busiest] < self.cycles:
+            return "latency"
+        return ("load", "compute", "store")[busiest]
 
 
 # -- the program ---------------------------------------------------------------------------------
@@ -244,9 +235,10 @@ def _finish(spec: GemmSpec, lay: _Layout, m0: int, tm: int, n0: int, tn: int, ac
                rstride=n, cstride=1)]
 
 
-def gemm_program(spec: GemmSpec, target: Target, tiling: Tiling | None = None) -> list[Instruction]:
+def gemm_program(spec: GemmSpec, target: Target, tiling: Tiling | None = None,
+                 tokens: bool = True) -> list[Instruction]:
     """The whole instruction list (ending in HALT) for `spec` with `tiling` (default: the one
-    `choose_tiling` picks)."""
+    `choose_tiling` picks), with its dependency tokens (`tokens=False`: none, a serial program)."""
     t = tiling or choose_tiling(spec, target)
     lay = _layout(spec, t)
     prog: list[Instruction] = []
@@ -258,10 +250,19 @@ def gemm_program(spec: GemmSpec, target: Target, tiling: Tiling | None = None) -
                 step += 1
             prog += _finish(spec, lay, m0, tm, n0, tn, tile % 2)
             tile += 1
-    return [*prog, Instruction.make("halt")]
+    prog.append(Instruction.make("halt"))
+    if not tokens:
+        return prog
+    from spaq.backends.sparrow.schedule import schedule_tokens
+
+    return [ins for _, ins in schedule_tokens(prog, target.token_depth)]
 
 
-# -- the overlap model ---------------------------------------------------------------------------
+# -- pricing -------------------------------------------------------------------------------------
+
+
+def _key(ins: Instruction) -> tuple:
+    return ins.spec.opcode, ins.values
 
 
 class Prices:
@@ -272,64 +273,52 @@ class Prices:
         self.target, self._cycles, self._costs = target, {}, {}
 
     def cycles(self, ins: Instruction) -> int:
-        c = self._cycles.get(ins)
+        key = _key(ins)
+        c = self._cycles.get(key)
         if c is None:
-            c = self._cycles[ins] = cycles(ins, self.target)
+            c = self._cycles[key] = cycles(ins, self.target)
         return c
 
     def cost(self, ins: Instruction) -> Cost:
-        c = self._costs.get(ins)
+        key = _key(ins)
+        c = self._costs.get(key)
         if c is None:
-            c = self._costs[ins] = instruction_cost(ins, self.target)
+            c = self._costs[key] = instruction_cost(ins, self.target)
         return c
 
     def occupancy(self, ins: Instruction) -> int:
-        """DMA queue cycles of a LOAD / STORE: its cycles without the DRAM latency."""
-        return self.cycles(ins) - self.target.dram_latency
-
-
-def _combine(head: int, tail: int, compute: int, dma: int, serial: int, target: Target) -> Overlap:
-    lat = target.dram_latency
-    return Overlap(prologue=head + lat if head else 0, drain=tail + lat if tail else 0,
-                   body=max(compute, dma - head - tail), compute=compute, dma=dma, serial=serial)
-
-
-def overlap(program: list[Instruction], target: Target, prices: Prices | None = None) -> Overlap:
-    """The overlap model (module docstring) on a straight-line program (up to its first HALT)."""
-    price = prices or Prices(target)
-    body = []
-    for ins in program:
-        if ins.mnemonic == "halt":
-            break
-        body.append(ins)
-    computes = [i for i, ins in enumerate(body) if ins.mnemonic not in DMA]
-    first, last = (computes[0], computes[-1]) if computes else (len(body), len(body))
-    compute = dma = serial = head = tail = 0
-    for i, ins in enumerate(body):
-        c = price.cycles(ins)
-        serial += c
-        if ins.mnemonic in DMA:
-            occ = c - target.dram_latency
-            dma += occ
-            head += occ if i < first else 0
-            tail += occ if i > last else 0
-        else:
-            compute += c
-    return _combine(head, tail, compute, dma, serial, target)
+        """Queue cycles of an instruction: a LOAD / STORE's cycles without the DRAM latency."""
+        c = self.cycles(ins)
+        return c - self.target.dram_latency if ins.mnemonic in DMA else c
 
 
 _ZERO = _Layout(0, 0, 0, 0, (0, 0), (0, 0), (0, 0), (0, 0), (0, 0))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _zstep(spec: GemmSpec, tm: int, tn: int, tk: int, later: bool) -> tuple[Instruction, ...]:
+    """A reduction step's instructions, addresses zeroed."""
+    return tuple(_step(spec, _ZERO, 0, tm, 0, tn, 0, tk, 0, 0, later))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _zfinish(spec: GemmSpec, tm: int, tn: int) -> tuple[Instruction, ...]:
+    """An output tile's epilogue (if any) and store, addresses zeroed."""
+    return tuple(_finish(spec, _ZERO, 0, tm, 0, tn, 0))
+
+
+def _runs(total: int, tile: int) -> list[tuple[int, int]]:
+    """`_spans` as (size, count) runs in order: the full tiles, then the edge tile."""
+    full, rest = divmod(total, tile)
+    return [(tile, full)] * (full > 0) + [(rest, 1)] * (rest > 0)
+
+
 @dataclass(frozen=True)
 class Shape:
-    """`gemm_program(spec, _, tiling)` as its distinct instructions (addresses zeroed) and how
-    often each occurs, plus the DMAs before its first compute instruction (`head`, the first
-    step's loads) and after its last (`tail`, the last tile's store). Target-independent."""
+    """`gemm_program(spec, _, tiling, tokens=False)` as its distinct instructions (addresses
+    zeroed) and how often each occurs. Target-independent."""
 
     items: tuple[tuple[Instruction, int], ...]
-    head: tuple[Instruction, ...]
-    tail: tuple[Instruction, ...]
 
     @property
     def instructions(self) -> int:
@@ -338,36 +327,143 @@ class Shape:
 
 @functools.lru_cache(maxsize=1 << 16)
 def program_shape(spec: GemmSpec, t: Tiling) -> Shape:
-    ms, ns, ks = _spans(spec.m, t.tm), _spans(spec.n, t.tn), _spans(spec.k, t.tk)
-    m_sizes, n_sizes = Counter(s for _, s in ms), Counter(s for _, s in ns)
-    k_steps = Counter((s, k0 > 0) for k0, s in ks)
-    items: Counter[Instruction] = Counter()
-    for tm, cm in m_sizes.items():
-        for tn, cn in n_sizes.items():
+    items: dict[tuple, list] = {}
+
+    def add(ins: Instruction, n: int) -> None:
+        item = items.setdefault(_key(ins), [ins, 0])
+        item[1] += n
+
+    k_steps = Counter((s, k0 > 0) for k0, s in _spans(spec.k, t.tk))
+    for tm, cm in _runs(spec.m, t.tm):
+        for tn, cn in _runs(spec.n, t.tn):
             for (tk, later), ck in k_steps.items():
-                for ins in _step(spec, _ZERO, 0, tm, 0, tn, 0, tk, 0, 0, later):
-                    items[ins] += cm * cn * ck
-            for ins in _finish(spec, _ZERO, 0, tm, 0, tn, 0):
-                items[ins] += cm * cn
-    head = tuple(i for i in _step(spec, _ZERO, 0, ms[0][1], 0, ns[0][1], 0, ks[0][1], 0, 0) if i.mnemonic in DMA)
-    tail = (_finish(spec, _ZERO, 0, ms[-1][1], 0, ns[-1][1], 0)[-1],)
-    return Shape(tuple(items.items()), head, tail)
+                for ins in _zstep(spec, tm, tn, tk, later):
+                    add(ins, cm * cn * ck)
+            for ins in _zfinish(spec, tm, tn):
+                add(ins, cm * cn)
+    return Shape(tuple((ins, n) for ins, n in items.values()))
 
 
-def shape_overlap(shape: Shape, target: Target, price: Prices) -> Overlap:
-    """`overlap` of the program `shape` describes, from its counts."""
-    compute = dma = 0
-    lat = target.dram_latency
+# -- the queues' timing --------------------------------------------------------------------------
+
+# The state between steps: the load queue's free time, the compute queue's, the ends of the last
+# two GEMMs, the store queue's free time, the ends of the last two STOREs.
+LF, CF, G1, G2, SF, S1, S2 = range(7)
+_PERIODS = (1, 2, 3, 4)
+
+
+def _repeat(state: list[int], n: int, body: Callable[[list[int]], list[int]]) -> list[int]:
+    """`body` applied n times. Times that can no longer delay anything are raised to what
+    dominates them (a queue free before the GEMM it waits for, a STORE ended before the compute
+    queue's time), so the state relative to the compute queue repeats once the queues settle;
+    from there each further period shifts every time by the same amount (the recurrence is
+    max-plus: max and + only), and the run is extrapolated."""
+    seen: list[tuple[int, ...]] = []
+    ref: list[int] = []
+    i = 0
+    while i < n:
+        cf = state[CF]
+        key = tuple(x - cf for x in state)
+        for p in _PERIODS:
+            if len(seen) >= p and seen[-p] == key:
+                q = (n - i) // p
+                if q:
+                    shift = q * (cf - ref[-p])
+                    state = [x + shift for x in state]
+                    i += q * p
+                seen.clear()
+                ref.clear()
+                break
+        else:
+            seen.append(key)
+            ref.append(cf)
+            if len(seen) > _PERIODS[-1]:
+                seen.pop(0)
+                ref.pop(0)
+        if i < n:
+            state = body(state)
+            s = state
+            if s[LF] < s[G2]:
+                s[LF] = s[G2]
+            for j in (SF, S1, S2):
+                if s[j] < s[CF]:
+                    s[j] = s[CF]
+            i += 1
+    return state
+
+
+def _timeline(spec: GemmSpec, t: Tiling, price: Prices) -> int:
+    """The program's cycles (module docstring), by the recurrence of its dependencies."""
+    lat = price.target.dram_latency
+    occ, cyc = price.occupancy, price.cycles
+    from_acc = not spec.epilogue
+
+    def step_body(tm: int, tn: int, tk: int, first: bool) -> Callable[[list[int]], list[int]]:
+        ins = _zstep(spec, tm, tn, tk, not first)
+        loads = sum(occ(i) for i in ins[:-1])
+        gemm = cyc(ins[-1])
+
+        def body(s: list[int]) -> list[int]:
+            start = s[LF] if s[LF] > s[G2] else s[G2]      # the buffer's last reader is done
+            lf = start + loads
+            g = max(s[CF], lf + lat, s[S2] if first and from_acc else 0) + gemm
+            return [lf, g, g, s[G1], s[SF], s[S1], s[S2]]
+        return body
+
+    def tile_body(tm: int, tn: int) -> Callable[[list[int]], list[int]]:
+        runs = _runs(spec.k, t.tk)
+        first = step_body(tm, tn, runs[0][0], True)
+        rest = [(step_body(tm, tn, tk, False), n - (i == 0)) for i, (tk, n) in enumerate(runs)]
+        fin = _zfinish(spec, tm, tn)
+        epi = cyc(fin[0]) if spec.epilogue else 0
+        store = occ(fin[-1])
+
+        def body(s: list[int]) -> list[int]:
+            s = first(s)
+            for b, n in rest:
+                s = _repeat(s, n, b)
+            cf = s[CF]
+            if spec.epilogue:
+                cf = (cf if cf > s[S2] else s[S2]) + epi   # its output buffer's last STORE is done
+            start = s[SF] if s[SF] > cf else cf
+            return [s[LF], cf, s[G1], s[G2], start + store, start + store + lat, s[S1]]
+        return body
+
+    def row_body(tm: int) -> Callable[[list[int]], list[int]]:
+        tiles = [(tile_body(tm, tn), n) for tn, n in _runs(spec.n, t.tn)]
+
+        def body(s: list[int]) -> list[int]:
+            for b, n in tiles:
+                s = _repeat(s, n, b)
+            return s
+        return body
+
+    s = [0] * 7
+    for tm, n in _runs(spec.m, t.tm):
+        s = _repeat(s, n, row_body(tm))
+    return max(s[CF], s[S1])
+
+
+def _estimate(spec: GemmSpec, t: Tiling, price: Prices, full: bool = True) -> GemmEstimate:
+    shape = program_shape(spec, t)
+    busy, serial, total = [0, 0, 0], 0, Cost()
     for ins, n in shape.items:
         c = price.cycles(ins)
-        if ins.mnemonic in DMA:
-            dma += n * (c - lat)
-        else:
-            compute += n * c
-    head = sum(price.occupancy(i) for i in shape.head)
-    tail = sum(price.occupancy(i) for i in shape.tail)
-    serial = compute + dma + lat * sum(n for ins, n in shape.items if ins.mnemonic in DMA)
-    return _combine(head, tail, compute, dma, serial, target)
+        serial += n * c
+        busy[0 if ins.mnemonic == "load" else 2 if ins.mnemonic == "store" else 1] += n * price.occupancy(ins)
+        if full:
+            k = price.cost(ins)
+            total += Cost(**{f.name: n * getattr(k, f.name) for f in fields(k)})
+    return GemmEstimate(spec, t, _timeline(spec, t, price), serial, tuple(busy), total,
+                        price.target.clock_mhz, shape.instructions)
+
+
+def _lower_bound(spec: GemmSpec, t: Tiling, price: Prices) -> int:
+    """The busiest queue's cycles: no schedule is faster."""
+    busy = [0, 0, 0]
+    for ins, n in program_shape(spec, t).items:
+        busy[0 if ins.mnemonic == "load" else 2 if ins.mnemonic == "store" else 1] += n * price.occupancy(ins)
+    return max(busy)
 
 
 def _candidates(total: int, base: int) -> list[int]:
@@ -390,25 +486,29 @@ def candidate_tilings(spec: GemmSpec, target: Target) -> list[Tiling]:
 
 
 def choose_tiling(spec: GemmSpec, target: Target, prices: Prices | None = None) -> Tiling:
-    """The candidate tiling with the fewest estimated cycles (ties: the first in
-    `candidate_tilings` order, i.e. the smallest tiles)."""
+    """The candidate tiling with the fewest cycles (ties: the first in `candidate_tilings`
+    order, i.e. the smallest tiles). Candidates are timed in order of their busiest queue,
+    stopping where that alone exceeds the best time found."""
     price = prices or Prices(target)
     tilings = candidate_tilings(spec, target)
     if not tilings:
         raise ValueError(f"no tiling of {spec} fits the scratchpads of target '{target.name}'")
-    return min(tilings, key=lambda t: shape_overlap(program_shape(spec, t), target, price).cycles)
+    order = sorted(range(len(tilings)), key=lambda i: (_lower_bound(spec, tilings[i], price), i))
+    best, best_i = None, None
+    for i in order:
+        if best is not None and _lower_bound(spec, tilings[i], price) > best:
+            break
+        c = _timeline(spec, tilings[i], price)
+        if best is None or c < best or (c == best and i < best_i):
+            best, best_i = c, i
+    return tilings[best_i]
 
 
 def estimate_gemm(spec: GemmSpec, target: Target, tiling: Tiling | None = None,
                   prices: Prices | None = None) -> GemmEstimate:
-    """The estimate of `spec` on `target` with `tiling` (default: `choose_tiling`'s), from the
-    program's distinct instructions and their counts: equal to `overlap` and
-    `cost.program_cost` of `gemm_program(spec, target, tiling)` (energy up to rounding)."""
+    """The estimate of `spec` on `target` with `tiling` (default: `choose_tiling`'s): equal to
+    `cost.program_cost` (cycles: `cost.program_timing`) of `gemm_program(spec, target, tiling)`,
+    energy up to rounding; `serial` and `cost.cycles` are those of the program without tokens."""
     price = prices or Prices(target)
     t = tiling or choose_tiling(spec, target, price)
-    shape = program_shape(spec, t)
-    total = Cost()
-    for ins, n in shape.items:
-        c = price.cost(ins)
-        total += Cost(**{f.name: n * getattr(c, f.name) for f in fields(c)})
-    return GemmEstimate(spec, t, shape_overlap(shape, target, price), total, target.clock_mhz, shape.instructions)
+    return _estimate(spec, t, price)

@@ -12,6 +12,11 @@ opcode; the fields follow in table order, packed LSB-first with the listed width
 
 Scratchpad addresses (`sp`, `acc`, `act`, ...) are byte offsets into one on-chip buffer;
 DRAM addresses are byte addresses; strides, rows and columns count elements.
+
+Every instruction also carries the four dependency-token flags `pop_prev pop_next push_prev
+push_next` (`TOKEN_FIELDS`) at the fixed bits 252..255 of the word, zero in words written
+before they existed; `queue_of` says which of the load / compute / store queues runs it
+(docs/isa.md, "Queues and dependency tokens"; the protocol is checked by queues.py).
 """
 
 from __future__ import annotations
@@ -198,6 +203,22 @@ class Field:
     doc: str = ""
     default: int | None = None  # optional in assembly text and `Instruction.make`; printed only when != default
     hex: bool = False  # printed as 0x%08x (float32 bit patterns)
+    at: int | None = None  # a fixed bit position (the token flags); else right after the previous field
+
+
+TOKEN_BASE = 252
+"""Bit of `pop_prev`, the first of the four token flags every instruction has (docs/isa.md)."""
+
+TOKEN_FIELDS = tuple(
+    Field(name, 1, None, doc, 0, at=TOKEN_BASE + i) for i, (name, doc) in enumerate((
+        ("pop_prev", "1: wait for a token from the previous queue before starting"),
+        ("pop_next", "1: wait for a token from the next queue before starting"),
+        ("push_prev", "1: send a token to the previous queue when done"),
+        ("push_next", "1: send a token to the next queue when done"),
+    ))
+)
+"""The dependency-token flags, common to every instruction (VTA's pop_prev_dep ... push_next_dep):
+the last four entries of every `InstructionSpec.fields`, at bits 252..255 of the word."""
 
 
 @dataclass(frozen=True)
@@ -208,8 +229,35 @@ class InstructionSpec:
     doc: str
 
     def __post_init__(self) -> None:
-        used = OPCODE_BITS + sum(f.bits for f in self.fields)
-        assert used <= WORD_BITS, f"{self.mnemonic}: {used} bits do not fit one word"
+        object.__setattr__(self, "fields", tuple(self.fields) + TOKEN_FIELDS)
+        end = self.shifts[-1] + self.fields[-1].bits
+        assert end <= WORD_BITS, f"{self.mnemonic}: {end} bits do not fit one word"
+
+    @functools.cached_property
+    def shifts(self) -> tuple[int, ...]:
+        """Bit position of each field: packed LSB-first after the opcode, except the fields
+        with a fixed position (`Field.at`: the token flags at the top of the word)."""
+        out, lo = [], OPCODE_BITS
+        for f in self.fields:
+            if f.at is not None:
+                assert f.at >= lo, f"{self.mnemonic}: field {f.name} overlaps the field before it"
+                lo = f.at
+            out.append(lo)
+            lo += f.bits
+        return tuple(out)
+
+    @functools.cached_property
+    def used_mask(self) -> int:
+        """The word bits the opcode and the fields occupy (the rest are reserved, zero)."""
+        mask = (1 << OPCODE_BITS) - 1
+        for f, lo in zip(self.fields, self.shifts):
+            mask |= ((1 << f.bits) - 1) << lo
+        return mask
+
+    @property
+    def own_fields(self) -> tuple[Field, ...]:
+        """The instruction's own fields: `fields` without the common `TOKEN_FIELDS`."""
+        return self.fields[: -len(TOKEN_FIELDS)]
 
     @functools.cached_property
     def field_names(self) -> tuple[str, ...]:
@@ -371,6 +419,23 @@ _VECTOR_INSTRUCTIONS = (
 INSTRUCTIONS: tuple[InstructionSpec, ...] = (
     InstructionSpec("load", 0x01, _DMA_FIELDS, "2-D strided DMA from DRAM into a scratchpad"),
     InstructionSpec("store", 0x02, _DMA_FIELDS, "2-D strided DMA from a scratchpad to DRAM"),
+    InstructionSpec(
+        "gather", 0x03,
+        (
+            _f("buf", 3, Buffer, "scratchpad"),
+            _f("dtype", 5, DType, "element type (same in DRAM and scratchpad)"),
+            _f("sp", _ADDR, doc="scratchpad byte address of the [rows, cols] result"),
+            _f("dram", 32, doc="DRAM byte address of the table's row 0"),
+            _f("rows", _DIM, doc="rows gathered (one per index)"),
+            _f("cols", _DIM, doc="elements per row"),
+            _f("rstride", _STRIDE, doc="DRAM elements between table rows"),
+            _f("limit", _STRIDE, doc="table rows: an index i must satisfy -limit <= i < limit"),
+            _f("ibuf", 3, Buffer, "index scratchpad; optional, default act", 0),
+            _f("idtype", 5, DType, "index element type; optional, default i32", int(DType.I32)),
+            _f("idx", _ADDR, doc="scratchpad address of the [1, rows] index tile"),
+        ),
+        "row-gather DMA from DRAM: row r of the tile is table row idx[r] (embedding lookup)",
+    ),
     InstructionSpec("gemm", 0x10, _GEMM_FIELDS + _GEMM_SUFFIX,
                     "dense tile GEMM: ACC[m,n] (+)= ACT[m,k] . WGT[n,k]^T"),
     InstructionSpec(
@@ -439,13 +504,35 @@ INSTRUCTIONS: tuple[InstructionSpec, ...] = (
         "row-wise softmax of an fp32 [rows, cols] tile",
     ),
     *_VECTOR_INSTRUCTIONS,
-    InstructionSpec("halt", 0x3F, (), "end of program"),
+    InstructionSpec("sync", 0x3E, (), "no operation in the compute queue: relays tokens between the load and store queues"),
+    InstructionSpec("halt", 0x3F, (), "end of program: waits for every queue to drain"),
 )
 
 BY_MNEMONIC: dict[str, InstructionSpec] = {s.mnemonic: s for s in INSTRUCTIONS}
 BY_OPCODE: dict[int, InstructionSpec] = {s.opcode: s for s in INSTRUCTIONS}
 GEMM_FAMILY = ("gemm", "spgemm", "bsgemm", "usgemm")
 """The matrix-unit instructions: ACC (+)= ACT . W^T with W dense, N:M, block or unstructured sparse."""
+
+
+class Queue(enum.IntEnum):
+    """The three in-order instruction queues (VTA's load / compute / store modules). Tokens
+    flow between neighbours: LOAD <-> COMPUTE <-> STORE ("prev" is the queue to the left)."""
+
+    LOAD = 0
+    COMPUTE = 1
+    STORE = 2
+
+
+def queue_of(ins: Instruction) -> Queue | None:
+    """The queue that runs `ins`: LOAD (and GATHER) into ACT / WGT / META / PARAM -> LOAD; into ACC and
+    everything that computes (the matrix and vector units, SYNC) -> COMPUTE; STORE -> STORE;
+    HALT -> None (it waits for all three to drain)."""
+    op = ins.spec.mnemonic
+    if op in ("load", "gather"):
+        return Queue.COMPUTE if ins.buf is Buffer.ACC else Queue.LOAD
+    if op == "store":
+        return Queue.STORE
+    return None if op == "halt" else Queue.COMPUTE
 
 
 class EncodingError(ValueError):
@@ -495,6 +582,9 @@ class Instruction:
     def __str__(self) -> str:
         return format_instruction(self)
 
+    def __repr__(self) -> str:
+        return f"Instruction({format_instruction(self)!r})"
+
 
 def _field_text(f: Field, v: int) -> str:
     if f.enum:
@@ -533,12 +623,10 @@ def parse_instruction(line: str) -> Instruction:
 
 def encode(ins: Instruction) -> bytes:
     word = ins.spec.opcode
-    shift = OPCODE_BITS
-    for f, v in zip(ins.spec.fields, ins.values):
+    for f, shift, v in zip(ins.spec.fields, ins.spec.shifts, ins.values):
         if not 0 <= v < (1 << f.bits):
             raise EncodingError(f"{ins.mnemonic}: field {f.name}={v} does not fit {f.bits} bits")
         word |= v << shift
-        shift += f.bits
     return word.to_bytes(WORD_BYTES, "little")
 
 
@@ -550,15 +638,13 @@ def decode(word: bytes) -> Instruction:
     spec = BY_OPCODE.get(opcode)
     if spec is None:
         raise EncodingError(f"unknown opcode 0x{opcode:02x}")
-    shift = OPCODE_BITS
     values = []
-    for f in spec.fields:
+    for f, shift in zip(spec.fields, spec.shifts):
         v = (value >> shift) & ((1 << f.bits) - 1)
         if f.enum is not None and v not in f.enum._value2member_map_:
             raise EncodingError(f"{spec.mnemonic}: bad {f.name} code {v}")
         values.append(v)
-        shift += f.bits
-    if value >> shift:
+    if value & ~spec.used_mask:
         raise EncodingError(f"{spec.mnemonic}: reserved bits are not zero")
     return Instruction(spec, tuple(values))
 

@@ -4,21 +4,34 @@
     result.outputs["y"], result.stats.total.cycles, result.stats.total.dram_metadata
 
 Like VTA's sim_driver it decodes the same binary the hardware would run and executes one
-instruction at a time. Memories hold real bytes (packing.py encodings); every instruction
-computes through the reference core (core.py), in one or a few numpy calls. While
-executing it counts the bytes each instruction moves, its MACs and vector elements; cycles
-and energy are priced by cost.py. A bad program ends with one `SimulationError` naming the
+instruction at a time, in program order (results never depend on timing). Memories hold real
+bytes (packing.py encodings); every instruction computes through the reference core (core.py),
+in one or a few numpy calls. While executing it counts the bytes each instruction moves, its
+MACs and vector elements; cycles and energy are priced by cost.py. The load / compute / store
+queues are timed from those cycles and the dependency tokens, and the token protocol is
+checked (queues.py): a deadlock, a FIFO overflow or a data race the tokens leave unordered is
+an error naming the instruction. A bad program ends with one `SimulationError` naming the
 instruction; nothing else escapes.
+
+    result.stats.timing.cycles, result.stats.timing.utilisation   # overlapped time, per queue
+
+Per program (and target) the decoded instructions, their predicted costs and the protocol
+analysis are computed once and remembered (`_plan`), so simulating many inputs through one
+program pays only for executing it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spaq.backends.sparrow import core, vector
-from spaq.backends.sparrow.cost import Cost, acc_type, dram_kind, gemm_mac_type, gemm_macs, priced
+from spaq.backends.sparrow import core, queues, vector
+from spaq.backends.sparrow.cost import (
+    Cost, acc_type, dram_kind, gemm_mac_type, gemm_macs, instruction_cost, priced, work as predicted_work,
+)
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import (
     WORD_BYTES, Buffer, DType, EncodingError, EpilogueMode, Instruction, MetaFormat, WeightFormat, decode, encode,
@@ -50,13 +63,19 @@ class SimStats:
 
     mnemonics: list[str]
     per_instruction: list[Cost]
+    timing: queues.Timing | None = None
+    """When each instruction ran, with load / compute / store overlapped (queues.py)."""
 
     @property
     def total(self) -> Cost:
-        return self.span(0, len(self.per_instruction) - 1)
+        """The sum over the program, except `cycles`: the program's time (`timing.cycles`,
+        the queues overlapped; the sum of the instructions' cycles for a program without tokens)."""
+        total = self.span(0, len(self.per_instruction) - 1)
+        return total if self.timing is None else replace(total, cycles=self.timing.cycles)
 
     def span(self, first: int, last: int) -> Cost:
-        """Sum over instructions first..last inclusive (a layer of the image's `layers`)."""
+        """Sum over instructions first..last inclusive (a layer of the image's `layers`);
+        `cycles` is the sum of their cycles (the time they keep their queues busy)."""
         return sum(self.per_instruction[first : last + 1], Cost())
 
     def by_mnemonic(self) -> dict[str, tuple[int, Cost]]:
@@ -84,13 +103,14 @@ class Machine:
         self.dram = dram
         self.target = target
         self.sp = {b: np.zeros(target.capacity(b), np.uint8) for b in Buffer}
+        self.capacity = {b: target.capacity(b) for b in Buffer}
         self.count: dict[str, int] = {}
 
-    def execute(self, ins: Instruction) -> Cost:
-        """Run one instruction; returns the work counted while running it."""
+    def execute(self, ins: Instruction) -> dict[str, int]:
+        """Run one instruction; returns the work counted while running it (`Cost` fields)."""
         self.count = {}
-        getattr(self, ins.mnemonic)(ins)
-        return Cost(**self.count)
+        getattr(self, ins.spec.mnemonic)(ins)
+        return self.count
 
     def _add(self, **counts: int) -> None:
         for key, n in counts.items():
@@ -103,7 +123,7 @@ class Machine:
         if rows < 1 or cols < 1:
             raise _Fault(f"empty {rows}x{cols} tile in {buf.name}")
         end = addr + rows * dtype.nbytes(cols)
-        cap = self.target.capacity(buf)
+        cap = self.capacity[buf]
         if end > cap:
             raise _Fault(
                 f"{buf.name} overflow: a {rows}x{cols} {dtype.name.lower()} tile at {addr} ends at "
@@ -145,8 +165,9 @@ class Machine:
         last = ins.dram + sum((n - 1) * s for n, s in zip(shape, strides))
         if last >= self.dram.size:
             raise _Fault(f"DRAM bytes {ins.dram}..{last} lie outside the {self.dram.size}-byte image")
-        self._add(**{f"dram_{dram_kind(ins)}": int(np.prod(shape))})
-        return np.lib.stride_tricks.as_strided(self.dram[ins.dram :], shape, strides)
+        n = shape[0] * shape[1] * (shape[2] if len(shape) > 2 else 1)
+        self._add(**{f"dram_{dram_kind(ins)}": n})
+        return np.ndarray(shape, np.uint8, self.dram, ins.dram, strides)  # a strided view, as as_strided's
 
     @staticmethod
     def _last_byte_mask(ins: Instruction) -> int:
@@ -156,9 +177,13 @@ class Machine:
 
     def load(self, ins: Instruction) -> None:
         dst = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
-        src = self._dram(ins).reshape(ins.rows, -1)  # a copy: the view is strided
-        src[:, -1] &= self._last_byte_mask(ins)
-        dst[...] = src
+        if ins.dtype.bits >= 8:  # whole bytes: one strided copy
+            src = self._dram(ins)
+            dst.reshape(src.shape)[...] = src
+        else:
+            src = self._dram(ins).reshape(ins.rows, -1)  # a copy: the view is strided
+            src[:, -1] &= self._last_byte_mask(ins)
+            dst[...] = src
         self._add(sram_bytes=dst.size)
 
     def store(self, ins: Instruction) -> None:
@@ -171,6 +196,30 @@ class Machine:
         mask = self._last_byte_mask(ins)
         dst[:, :-1] = src[:, :-1]
         dst[:, -1] = (dst[:, -1] & (0xFF ^ mask)) | (src[:, -1] & mask)
+
+    def gather(self, ins: Instruction) -> None:
+        """Row r of the [rows, cols] tile at `sp` is row idx[r] of the table at `dram` (rows
+        `rstride` elements apart); a negative index counts from `limit` (ONNX Gather)."""
+        dtype, rows, cols, limit = ins.dtype, ins.rows, ins.cols, ins.limit
+        dst = self._tile(ins.buf, ins.sp, rows, cols, dtype)
+        if ins.idtype.is_float:
+            raise _Fault(f"gather indices must be integers, got {ins.idtype.name.lower()}")
+        if dtype.bits < 8 and ins.rstride * dtype.bits % 8:
+            raise _Fault(f"{dtype.name.lower()} rows must start on a byte: rstride {ins.rstride} x {dtype.bits} bits")
+        idx = self._read(ins.ibuf, ins.idx, 1, rows, ins.idtype)[0].astype(np.int64)
+        bad = (idx < -limit) | (idx >= limit)
+        if bad.any():
+            raise _Fault(f"gather index {int(idx[bad][0])} is outside [-{limit}, {limit})")
+        idx = np.where(idx < 0, idx + limit, idx)
+        pitch, row_bytes = dtype.nbytes(cols), ins.rstride * dtype.bits // 8
+        top = int(idx.max())
+        if ins.dram + top * row_bytes + pitch > self.dram.size:
+            raise _Fault(f"gathered row {top} lies outside the {self.dram.size}-byte image")
+        table = np.lib.stride_tricks.as_strided(self.dram[ins.dram :], (top + 1, pitch), (row_bytes, 1))
+        dst[...] = table[idx]
+        if dtype.bits < 8:
+            dst[:, -1] &= self._last_byte_mask(ins)
+        self._add(sram_bytes=dst.size, dram_values=dst.size)
 
     # -- matrix unit: GEMM, SPGEMM, BSGEMM, USGEMM (docs/isa.md) ------------------------------
     # Each decodes its weight tile (weight format, then sparse format) to a dense W[n, k] and
@@ -430,6 +479,9 @@ class Machine:
     def halt(self, ins: Instruction) -> None:
         pass
 
+    def sync(self, ins: Instruction) -> None:
+        pass  # only tokens
+
 
 def _decode(program: list[Instruction] | bytes) -> list[Instruction]:
     """Decode (or, for Instruction lists, re-validate through the encoding) every word."""
@@ -442,39 +494,130 @@ def _decode(program: list[Instruction] | bytes) -> list[Instruction]:
     else:
         words = list(program)
     out = []
+    seen: dict = {}  # programs repeat instructions: decode each distinct word once
     for i, word in enumerate(words):
-        name = word.mnemonic if isinstance(word, Instruction) else "?"
-        try:
-            out.append(decode(encode(word) if isinstance(word, Instruction) else word))
-        except (EncodingError, ValueError, TypeError) as e:
-            raise SimulationError(i, name, str(e)) from None
+        is_ins = isinstance(word, Instruction)
+        key = (word.spec.opcode, word.values) if is_ins else word
+        ins = seen.get(key)
+        if ins is None:
+            try:
+                ins = seen[key] = decode(encode(word) if is_ins else word)
+            except (EncodingError, ValueError, TypeError) as e:
+                raise SimulationError(i, word.mnemonic if is_ins else "?", str(e)) from None
+        out.append(ins)
     return out
 
 
+_NOT_WORK = ("cycles", "energy_pj", "dram_bytes")
+
+
+@dataclass
+class _Plan:
+    """What `simulate` needs of a program besides its data, computed once per program and
+    target: the decoded instructions, per instruction up to HALT the predicted work (its
+    non-zero counters) and cost, and the token protocol's analysis."""
+
+    target: Target
+    program: list[Instruction]
+    predicted: list[tuple[dict[str, int], Cost] | None]
+    protocol: queues.Protocol
+
+
+_PLANS: OrderedDict[tuple, _Plan] = OrderedDict()
+_PLAN_CACHE = 16
+_BY_LIST: OrderedDict[tuple[int, int], tuple[tuple, _Plan]] = OrderedDict()
+"""The plan of an Instruction list by the list's identity, checked element by element (the
+elements are immutable): cheaper than hashing the whole program on every call."""
+
+
+def _predict(ins: Instruction, target: Target) -> tuple[dict[str, int], Cost] | None:
+    try:
+        cost = instruction_cost(ins, target)
+        done = predicted_work(ins).to_dict()
+    except (ValueError, KeyError, ArithmeticError):
+        return None  # executing it faults, or prices its counted work itself
+    return {k: v for k, v in done.items() if v and k not in _NOT_WORK}, cost
+
+
+def _plan(program: list[Instruction] | bytes, target: Target) -> _Plan:
+    is_list = not isinstance(program, (bytes, bytearray, memoryview))
+    if is_list:
+        hit = _BY_LIST.get((id(program), id(target)))
+        if hit is not None and hit[1].target is target and len(hit[0]) == len(program) \
+                and all(map(operator.is_, hit[0], program)):
+            return hit[1]
+        key: tuple = tuple((w.spec.opcode, w.values) if isinstance(w, Instruction) else w for w in program)
+    else:
+        key = (bytes(program),)
+    key += (id(target),)
+    plan = _PLANS.get(key)
+    if plan is not None and plan.target is target:
+        _PLANS.move_to_end(key)
+        return _remember(program, target, plan) if is_list else plan
+    decoded = _decode(program)
+    body = next((decoded[: i + 1] for i, ins in enumerate(decoded) if ins.spec.mnemonic == "halt"), None)
+    if body is None:
+        raise SimulationError(len(decoded), "end", "program ends without HALT")
+    predictions: dict = {}  # per distinct instruction (the token flags change no cost)
+    for ins in body:
+        what = (ins.spec.opcode, ins.values[:-4])
+        if what not in predictions:
+            predictions[what] = _predict(ins, target)
+    predicted = [predictions[(ins.spec.opcode, ins.values[:-4])] for ins in body]
+    plan = _Plan(target, body, predicted, queues.analyze(body, target))
+    _PLANS[key] = plan
+    if len(_PLANS) > _PLAN_CACHE:
+        _PLANS.popitem(last=False)
+    return _remember(program, target, plan) if is_list else plan
+
+
+def _remember(program: list[Instruction], target: Target, plan: _Plan) -> _Plan:
+    _BY_LIST[(id(program), id(target))] = (tuple(program), plan)
+    if len(_BY_LIST) > _PLAN_CACHE:
+        _BY_LIST.popitem(last=False)
+    return plan
+
+
 def simulate(program: list[Instruction] | bytes, image: MemoryImage, target: Target,
-             inputs: dict[str, np.ndarray]) -> SimResult:
+             inputs: dict[str, np.ndarray], *, dram: MemoryImage | None = None,
+             machine: Machine | None = None) -> SimResult:
     """Run `program` (decoded, or its binary) from `image` with `inputs` written into their
-    symbols; stops at the first HALT. Outputs are the `output` symbols at HALT."""
+    symbols; stops at the first HALT. Outputs are the `output` symbols at HALT; the stats
+    hold the counted work per instruction and the queues' timing.
+
+    By default DRAM starts as a copy of `image` and the scratchpads as zeros. `dram` and
+    `machine` (session.py's `Session`) run on a DRAM image and scratchpads the caller
+    prepared instead; `dram` is modified in place."""
     wanted = {name for name, s in image.symbols.items() if s.kind == "input"}
     if set(inputs) != wanted:
         raise ValueError(f"simulate needs exactly the inputs {sorted(wanted)}, got {sorted(inputs)}")
-    program = _decode(program)
-    if not any(ins.mnemonic == "halt" for ins in program):
-        raise SimulationError(len(program), "end", "program ends without HALT")
-    dram = image.copy()
+    plan = _plan(program, target)
+    proto, predicted = plan.protocol, plan.predicted
+    checked = proto.length  # the protocol holds for instructions before this one
+    dram = image.copy() if dram is None else dram
     for name, array in inputs.items():
         dram.write(name, array)
-    machine = Machine(dram.data, target)
+    machine = Machine(dram.data, target) if machine is None else machine
     stats = SimStats([], [])
+    cycles: list[int] = []
     with np.errstate(all="ignore"):
-        for i, ins in enumerate(program):
+        for i, ins in enumerate(plan.program):
+            if i == checked and proto.error is not None:
+                raise SimulationError(i, proto.error.mnemonic, proto.error.reason)
             try:
-                work = machine.execute(ins)
-            except (_Fault, ValueError) as e:
+                count = machine.execute(ins)
+                pred = predicted[i]
+                if pred is not None and {k: v for k, v in count.items() if v} == pred[0]:
+                    cost = pred[1]
+                else:  # counted work differs from the prediction (askip), or no prediction
+                    cost = priced(Cost(**count), ins, target)
+            except (_Fault, ValueError, ArithmeticError) as e:
                 raise SimulationError(i, ins.mnemonic, str(e)) from None
-            stats.mnemonics.append(ins.mnemonic)
-            stats.per_instruction.append(priced(work, ins, target))
-            if ins.mnemonic == "halt":
-                break
+            if i == checked:  # ran, although its fields give no footprint (queues.analyze stopped)
+                raise SimulationError(i, ins.mnemonic, str(proto.stopped))
+            stats.mnemonics.append(ins.spec.mnemonic)
+            stats.per_instruction.append(cost)
+            cycles.append(cost.cycles)
+    stats.timing = queues.timing(proto, cycles, target)
     outputs = {name: dram.read(name) for name, s in dram.symbols.items() if s.kind == "output"}
     return SimResult(outputs, stats, dram)

@@ -9,7 +9,8 @@ Optional keys (absent = the machine lacks the feature): `array.k_per_cycle` and
 `energy_pj.mac` list only the GEMM modes the array has (`GEMM_TYPES`; every mode with a
 throughput needs an energy); `array.nm_k_per_cycle` (SPGEMM's rate per mode, default
 `k_per_cycle`; only modes the array has); `array.codebook_per_cycle`, `sparsity.block`,
-`sparsity.{bitmask,csr,act_detect}_per_cycle`, `fixed_cycles.{bsgemm,usgemm}`.
+`sparsity.{bitmask,csr,act_detect}_per_cycle`, `fixed_cycles.{bsgemm,usgemm}`,
+`queues.token_depth` (tokens each dependency FIFO holds, default `TOKEN_DEPTH`).
 
 A file is validated on load: an unknown key, a missing key or an impossible value is one
 `TargetError` naming the key.
@@ -30,6 +31,9 @@ TARGETS_DIR = Path(__file__).parent / "targets"
 GEMM_TYPES = ("f32", "f16", "f8", "i8", "i4", "i2", "ternary", "binary")
 """The MAC-array modes (`cost.mac_type` picks one per GEMM): keys of `array.k_per_cycle`
 and `energy_pj.mac`."""
+
+TOKEN_DEPTH = 8
+"""Default depth of each dependency-token FIFO between the queues (`[queues] token_depth`)."""
 
 DECODERS = ("codebook", "bitmask", "csr", "act_detect")
 """Front-end decoders of the matrix unit, each with a throughput in elements per cycle
@@ -66,6 +70,8 @@ class Target:
     path: Path
     block_shapes: tuple[tuple[int, int], ...] = ()
     decode_per_cycle: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    token_depth: int = TOKEN_DEPTH
+    """Tokens each of the four dependency FIFOs holds (docs/isa.md, "Queues and dependency tokens")."""
 
     def supports_nm(self, n: int, m: int) -> bool:
         return (n, m) in self.nm_patterns
@@ -106,6 +112,7 @@ _SCHEMA: dict[str, Any] = {
     "scratchpad": {b.name.lower(): int for b in Buffer},
     "dram": {"bytes_per_cycle": float, "latency": int},
     "vector": {"lanes": int},
+    "queues": _Optional({"token_depth": _Optional(int)}),
     "fixed_cycles": {"gemm": int, "spgemm": int, "bsgemm": _Optional(int), "usgemm": _Optional(int),
                      "vector": int, "dma": int},
     "energy_pj": {
@@ -215,6 +222,7 @@ def load_target(name_or_path: str | Path) -> Target:
         path=path,
         block_shapes=_check_blocks(raw["sparsity"].get("block", [])),
         decode_per_cycle=ro(_decoders(raw)),
+        token_depth=raw.get("queues", {}).get("token_depth", TOKEN_DEPTH),
     )
 
 

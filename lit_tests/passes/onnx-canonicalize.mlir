@@ -115,3 +115,34 @@ func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
   %y = onnx.Gemm(%x, %w, %none) {transB = 1 : i64, onnx.node = "fc"} : (tensor<1x8xf32>, tensor<2x8xf32>, none) -> tensor<1x2xf32>
   func.return %y : tensor<1x2xf32>
 }
+
+// -----
+
+// GELU written out (the torch exporters' x·0.5·(1 + erf(x/√2)), in its three orders)
+// becomes onnx.Gelu: one `vun gelu` on Sparrow. The chain's ops disappear.
+// CHECK-LABEL: func.func @main
+// CHECK-NEXT:  %[[A:[^ ]+]] = onnx.Gelu(%x) {onnx.node = "half"} : (tensor<2x4xf32>) -> tensor<2x4xf32>
+// CHECK-NEXT:  %[[B:[^ ]+]] = onnx.Gelu(%[[A]]) {onnx.node = "gelu2"} : (tensor<2x4xf32>) -> tensor<2x4xf32>
+// CHECK-NEXT:  %[[C:[^ ]+]] = onnx.Gelu(%[[B]]) {onnx.node = "gelu3"} : (tensor<2x4xf32>) -> tensor<2x4xf32>
+// CHECK-NEXT:  func.return %[[C]]
+func.func @main(%x: tensor<2x4xf32> {onnx.name = "input"}) -> (tensor<2x4xf32> {onnx.name = "out"}) {
+  %sqrt2 = onnx.Initializer "sqrt2" = dense<1.41421354> : tensor<f32> : tensor<f32>
+  %one = onnx.Initializer "one" = dense<1.0> : tensor<f32> : tensor<f32>
+  %half = onnx.Initializer "half" = dense<0.5> : tensor<f32> : tensor<f32>
+  %d = onnx.Div(%x, %sqrt2) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %e = onnx.Erf(%d) : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %a = onnx.Add(%e, %one) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %m = onnx.Mul(%x, %a) : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %y = onnx.Mul(%m, %half) {onnx.node = "half"} : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %d2 = onnx.Div(%y, %sqrt2) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %e2 = onnx.Erf(%d2) : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %a2 = onnx.Add(%one, %e2) : (tensor<f32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %h2 = onnx.Mul(%half, %a2) : (tensor<f32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %y2 = onnx.Mul(%y, %h2) {onnx.node = "gelu2"} : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %d3 = onnx.Div(%y2, %sqrt2) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %e3 = onnx.Erf(%d3) : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %a3 = onnx.Add(%e3, %one) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %x3 = onnx.Mul(%y2, %half) : (tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+  %y3 = onnx.Mul(%x3, %a3) {onnx.node = "gelu3"} : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  func.return %y3 : tensor<2x4xf32>
+}

@@ -519,6 +519,8 @@ _PRELOAD = [parse_instruction(f"load buf={b} dtype=u8 sp=0 dram={i * 512} rows=8
 def _gemm_field(f):
     """Mostly values that make sense (so many programs run into the decoders), sometimes any."""
     anything = st.sampled_from([int(v) for v in f.enum]) if f.enum else st.integers(0, (1 << f.bits) - 1)
+    if f.at is not None:  # the token flags: none (the protocol has its own tests, test_queues.py)
+        return st.just(0)
     if f.name in ("acc", "act", "wgt", "meta"):
         sensible = st.sampled_from([0, 8, 64])
     elif f.name in ("m", "k", "n"):
@@ -566,7 +568,7 @@ def test_random_gemms_over_random_bytes_raise_only_simulation_errors(ins):
 def test_gemm_family_is_the_isa_table():
     assert [s.mnemonic for s in INSTRUCTIONS if s.mnemonic.endswith("gemm")] == list(GEMM_FAMILY)
     for name in GEMM_FAMILY:
-        assert BY_MNEMONIC[name].field_names[-4:] == ("wfmt", "cdtype", "cb", "askip")
+        assert tuple(f.name for f in BY_MNEMONIC[name].own_fields)[-4:] == ("wfmt", "cdtype", "cb", "askip")
     assert MetaFormat.CSR.name.lower() in ALL.decode_per_cycle
 
 

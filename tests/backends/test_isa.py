@@ -60,7 +60,7 @@ def field_table(spec: InstructionSpec) -> str:
     rows = ["| bits | field | width | meaning |", "|---|---|---|---|",
             f"| 0..{OPCODE_BITS - 1} | opcode | {OPCODE_BITS} | `0x{spec.opcode:02x}` |"]
     lo = OPCODE_BITS
-    for f in spec.fields:
+    for f in spec.own_fields:  # the token flags, common to all, have their own table
         meaning = f.doc
         if f.enum:
             meaning = (meaning + " " if meaning else "") + f"(`{f.enum.__name__}` code)"

@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spaq.backends.sparrow.core import fixed_point_multiplier
-from spaq.backends.sparrow.cost import instruction_cost, program_cost
+from spaq.backends.sparrow.cost import instruction_cost, program_cost, program_timing
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import INSTRUCTIONS, DType, Instruction, encode_program, parse_instruction
 from spaq.backends.sparrow.packing import nm_compress
@@ -292,7 +292,9 @@ def test_stops_at_halt_and_stats_sum_by_range():
 
 def _field(f):
     """Mostly small values (so tiles fit and instructions run), sometimes any value; enum
-    fields mostly valid codes, sometimes the first invalid one."""
+    fields mostly valid codes, sometimes the first invalid one; token flags mostly 0."""
+    if f.at is not None:
+        return st.sampled_from([0] * 15 + [1])
     if f.enum:
         return st.sampled_from([*range(len(f.enum)) , min(len(f.enum), (1 << f.bits) - 1)])
     small = st.integers(0, min(12, (1 << f.bits) - 1))
@@ -331,6 +333,10 @@ def test_random_programs_raise_only_simulation_errors(program):
             assert counted.macs <= predicted.macs and counted.cycles <= predicted.cycles
         else:
             assert counted == predicted
+    timing = program_timing(program, EDGE)  # the same protocol check passes, the same or a later end
+    assert result.stats.total.cycles <= timing.cycles
+    if not any(getattr(ins, "askip", 0) for ins in program):
+        assert result.stats.timing == timing
 
 
 @settings(max_examples=100, deadline=None)

@@ -8,7 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from spaq.backends.sparrow.cost import program_cost
+from spaq.backends.sparrow.cost import program_cost, program_timing
+from spaq.backends.sparrow.isa import Instruction
 from spaq.backends.sparrow.simulator import simulate
 from spaq.compiler.evaluator import evaluate
 from spaq.compiler.pipeline import compile_model
@@ -69,6 +70,23 @@ def test_counted_dram_bytes_equal_the_cost_model(config):
     assert (counted.dram_values, counted.dram_metadata, counted.dram_scales) == \
         (predicted.dram_values, predicted.dram_metadata, predicted.dram_scales)
     assert counted.macs == predicted.macs and counted.cycles == predicted.cycles
+
+
+@pytest.mark.parametrize("target", ["edge", "datacenter"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_tokens_overlap_the_queues(config, target):
+    """schedule-tokens: loads run ahead of the compute that does not need them, so the program
+    takes fewer cycles than serially, and computes the same bits as its serial twin (tokens
+    and SYNCs removed)."""
+    c = compiled(config, target)
+    timing = program_timing(c.program, c.target)
+    assert timing.cycles < timing.serial
+    serial = [Instruction(i.spec, i.values[:-4] + (0,) * 4) for i in c.program if i.mnemonic != "sync"]
+    x, _ = digits_test_split()
+    run = simulate(c.program, c.image, c.target, {"input": x[:1]})
+    twin = simulate(serial, c.image, c.target, {"input": x[:1]})
+    assert np.array_equal(run.image.data, twin.image.data)
+    assert run.stats.timing == timing and twin.stats.total.cycles == timing.serial
 
 
 def test_sparse_program_moves_fewer_weight_bytes_and_pays_metadata():
