@@ -438,17 +438,20 @@ class _Lowering:
         x, xr, xc = self._matrix(layer, layer.input)
         y, yr, yc = self._result(layer)
         ad, od = layer.adtype, layer.odtype
-        for n0 in range(0, n, tiles["n"]):
-            nt = min(tiles["n"], n - n0)
-            for k0 in range(0, k, tiles["k"]):
-                kt = min(tiles["k"], k - k0)
-                _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(k0 * xc), m, kt, xr, xc)
-                self._gemm_tile(layer, sram, m, k0, kt, n0, nt, w, k0 > 0)
-            self._epilogue(layer, sram, params, m, n, n0, nt)
-            if layer.tail is not None:
-                self._tail(layer, Buffer.ACT, sram["out"])
-            else:
-                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(n0 * yc), m, nt, yr, yc)
+        step = tiles.get("m", m)
+        for m0 in range(0, m, step):  # row tiles (one, unless the rows do not fit)
+            mt = min(step, m - m0)
+            for n0 in range(0, n, tiles["n"]):
+                nt = min(tiles["n"], n - n0)
+                for k0 in range(0, k, tiles["k"]):
+                    kt = min(tiles["k"], k - k0)
+                    _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(m0 * xr + k0 * xc), mt, kt, xr, xc)
+                    self._gemm_tile(layer, sram, mt, k0, kt, n0, nt, w, k0 > 0)
+                self._epilogue(layer, sram, params, mt, n, n0, nt)
+                if layer.tail is not None:
+                    self._tail(layer, Buffer.ACT, sram["out"])
+                else:
+                    _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(m0 * yr + n0 * yc), mt, nt, yr, yc)
 
     def _gemm_dynamic(self, layer: Layer) -> None:
         """quant.quantize_dynamic -> quant.gemm -> quant.dequantize (weight scales, row scales)
@@ -460,16 +463,23 @@ class _Lowering:
             raise SpaqError(f"layer '{layer.name}': per-token activations need the whole reduction in one tile")
         x, xr, xc = self._matrix(layer, layer.input)
         xd, ad = dram_dtype(element_type(layer.input)), layer.adtype
-        _dma(self.p, "load", Buffer.ACT, xd, sram["xf"], x, m, k, xr, xc)
-        self.p.emit("vquant", odtype=ad, dtype=xd, src=sram["xf"], dst=sram["in"], scale=sram["scales"], rows=m, cols=k)
-        for one in [layer, *layer.siblings]:  # the projections that share the quantized input
-            self.p.layer = one.name
-            self._gemm_dynamic_tiles(one, sram, tiles)
+        group = [layer, *layer.siblings]  # the projections that share the quantized input
+        parts = [(one, self.weights(one), self.params(one), self._result(one)) for one in group]
+        step = tiles.get("m", m)
+        for m0 in range(0, m, step):  # row tiles (one, unless the rows do not fit): each row is a token
+            mt = min(step, m - m0)
+            self.p.layer = layer.name
+            _dma(self.p, "load", Buffer.ACT, xd, sram["xf"], x + xd.nbytes(m0 * xr), mt, k, xr, xc)
+            self.p.emit("vquant", odtype=ad, dtype=xd, src=sram["xf"], dst=sram["in"], scale=sram["scales"],
+                        rows=mt, cols=k)
+            for one, w, params, result in parts:
+                self.p.layer = one.name
+                self._gemm_dynamic_tiles(one, sram, tiles, w, params, result, m0, mt)
 
-    def _gemm_dynamic_tiles(self, layer: Layer, sram: dict[str, int], tiles: dict[str, int]) -> None:
-        m, k, n = layer.mkn
-        w, params = self.weights(layer), self.params(layer)
-        y, yr, yc = self._result(layer)
+    def _gemm_dynamic_tiles(self, layer: Layer, sram: dict[str, int], tiles: dict[str, int], w, params,
+                            result: tuple[int, int, int], m0: int, m: int) -> None:
+        _, k, n = layer.mkn
+        y, yr, yc = result
         od = layer.odtype
         has_bias = layer.bias is not None
         for n0 in range(0, n, tiles["n"]):
@@ -490,7 +500,7 @@ class _Lowering:
             if layer.tail is not None:
                 self._tail(layer, Buffer.ACT, sram["out"])
             else:
-                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(n0 * yc), m, nt, yr, yc)
+                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(m0 * yr + n0 * yc), m, nt, yr, yc)
 
     def _matmul(self, layer: Layer) -> None:
         """One GEMM per batch element; A_g and W_g = B_gᵀ (the transposition is in the DMA
@@ -507,6 +517,19 @@ class _Lowering:
         y = self.view(layer.output)
         a_once = all(s == 0 for s in a.strides[:-2])  # the same A for every batch element
         w_once = all(s == 0 for s in wv.strides[:-2])
+        rows = layer.tiles().get("m", m)
+        if rows < m:  # one batch element at a time, in row tiles (its W loaded once)
+            for g in range(count):
+                ab = 0 if a_once else g * m * k
+                self.transfer("load", Buffer.WGT, sram["w"], wv, 0 if w_once else g * n * k,
+                              (0 if w_once else g * n * k) + n * k)
+                for m0 in range(0, m, rows):
+                    mt = min(rows, m - m0)
+                    self.transfer("load", Buffer.ACT, sram["a"], a, ab + m0 * k, ab + (m0 + mt) * k)
+                    self.p.emit("gemm", adtype=DType.F32, wdtype=DType.F32, acc=sram["acc"], act=sram["a"],
+                                wgt=sram["w"], m=mt, k=k, n=n, accumulate=0)
+                    self.transfer("store", Buffer.ACC, sram["acc"], y, g * m * n + m0 * n, g * m * n + (m0 + mt) * n)
+            return
         for g0 in range(0, count, group):
             gn = min(group, count - g0)
             if not a_once or g0 == 0:

@@ -1062,6 +1062,8 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
     if layer.kind in ("conv", "gemm"):
         m, k, _ = layer.mkn
         nt, kt = tiles["n"], tiles["k"]
+        if layer.kind == "gemm":
+            m = tiles.get("m", m)  # rows per tile
         need = {
             "out": (Buffer.ACT, ob.nbytes(m * nt)),
             "wgt": (Buffer.WGT, layer.wdtype.nbytes(nt * weight_columns(layer, kt))),
@@ -1083,7 +1085,7 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return need
     if layer.kind == "matmul":
         m, k, n = layer.mkn
-        g = tiles["batch"]
+        g, m = tiles["batch"], tiles.get("m", m)  # batch elements per group; rows per tile (one element)
         return {"a": (Buffer.ACT, 4 * g * m * k), "w": (Buffer.WGT, 4 * g * n * k), "acc": (Buffer.ACC, 4 * g * m * n)}
     if layer.kind == "gather":
         rows, d = tiles["rows"], layer.gather_rows[1]

@@ -2,8 +2,9 @@
 
 GEMM-like layers are tiled over output channels (N, in multiples of the array's columns)
 and, for Gemm, over the reduction (K, in multiples of 64 — whole N:M groups and whole
-metadata bytes) until every buffer fits; conv layers keep their im2col rows whole, and a
-Gemm on per-token activations its reduction (its row scales need whole rows). The other
+metadata bytes) until every buffer fits, and if even that does not fit, over rows (M:
+multiples of the array's rows, then halvings); conv layers keep their im2col rows whole,
+and a Gemm on per-token activations its reduction (its row scales need whole rows). The other
 layers take as much as fits, from the whole tensor down: a batched matmul batch elements
 (`batch`), a gather and a vector region rows (`rows`: every vector op works row by row), a
 copying view elements (`elems`). The choice is written on the layer as `sparrow.tiles`,
@@ -74,11 +75,27 @@ def _largest(layer: Layer, key: str, total: int, caps: dict[Buffer, int], store,
     return make(lo)
 
 
+def _row_options(m: int, rows: int) -> list[int]:
+    """Row tiles, largest first: all m, multiples of the array's rows, then halvings to 1."""
+    out = sorted({m, *range(rows, m, rows)}, reverse=True)
+    r = rows
+    while r > 1:
+        r //= 2
+        if r < m:
+            out.append(r)
+    return out
+
+
 def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
     caps = capacities(target)
     if layer.kind == "matmul":
         m, _, _ = layer.mkn
-        return _largest(layer, "batch", layer.batch, caps, store, limit=MAX_DIM // m)
+        if _fits(layer, {"batch": 1}, caps, store):
+            return _largest(layer, "batch", layer.batch, caps, store, limit=MAX_DIM // m)
+        for mt in _row_options(m, target.array.rows):  # one batch element at a time, in row tiles
+            if _fits(layer, {"batch": 1, "m": mt}, caps, store):
+                return {"batch": 1, "m": mt}
+        allocate(buffer_needs(layer, {"batch": 1, "m": 1}, store), caps, layer.name)
     if layer.kind == "gather":
         return _largest(layer, "rows", layer.gather_rows[0], caps, store)
     if layer.kind == "vector":
@@ -90,13 +107,15 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
     n_options = sorted({n, *range(cols, n, cols)}, reverse=True)
     whole_k = layer.kind == "conv" or layer.dynamic is not None
     k_options = [k] if whole_k else sorted({k, *range(K_STEP, k, K_STEP)}, reverse=True)
-    for kt in k_options:
-        for nt in n_options:
-            tiles = {"m": m, "n": nt, "k": kt}
-            if _fits(layer, tiles, caps, store):
-                return tiles
+    m_options = [m] if layer.kind == "conv" else _row_options(m, target.array.rows)
+    for mt in m_options:  # all rows if possible, then the fewest row tiles that fit
+        for kt in k_options:
+            for nt in n_options:
+                tiles = {"m": mt, "n": nt, "k": kt}
+                if _fits(layer, tiles, caps, store):
+                    return tiles
     # the smallest tiles do not fit: let allocate() say which buffer overflows
-    smallest = {"m": m, "n": n_options[-1], "k": k_options[-1]}
+    smallest = {"m": m_options[-1], "n": n_options[-1], "k": k_options[-1]}
     allocate(buffer_needs(layer, smallest, store), caps, layer.name)
     return smallest
 

@@ -115,9 +115,9 @@ def requantize(acc, bias, mult, shift, zero_point: int, dtype: DType, relu: bool
 
 def dequantize_acc(acc, bias, scale) -> np.ndarray:
     """float32(int64(acc) + bias) * float32(scale), channel = last axis (bias may be None)."""
-    t = np.asarray(acc, np.int64)
-    if bias is not None:
-        t = t + np.asarray(bias, np.int64)
+    t = np.asarray(acc)
+    if bias is not None or t.dtype.itemsize > 4:  # int32 converts to float32 as int64 does
+        t = np.asarray(acc, np.int64) + (0 if bias is None else np.asarray(bias, np.int64))
     return t.astype(np.float32) * np.asarray(scale, np.float32)
 
 
@@ -156,26 +156,49 @@ def _max_abs(x: np.ndarray) -> int:
     return max(-int(x.min()), int(x.max())) if x.size else 0
 
 
-def _exact_int_matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """a @ w.T exactly, as int64: float BLAS over k-chunks whose partial sums stay below
-    the float type's exact-integer limit, int64 matmul when no float type is exact."""
+_FLOAT_WORK: dict[tuple[str, type], np.ndarray] = {}
+
+
+def _float_copy(x: np.ndarray, ftype, tag: str) -> np.ndarray:
+    """x converted to `ftype` in a reused work array (a fresh large array costs page faults
+    on every call, more than the conversion)."""
+    buf = _FLOAT_WORK.get((tag, ftype))
+    if buf is None or buf.size < x.size:
+        buf = _FLOAT_WORK[(tag, ftype)] = np.empty(max(x.size, 1), ftype)
+    out = buf[: x.size].reshape(x.shape)
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+
+def _exact_int_matmul(a: np.ndarray, w: np.ndarray, bound: int | None = None,
+                      wrap32: bool = False, w_float: np.ndarray | None = None) -> np.ndarray:
+    """a @ w.T exactly, as int64 (`wrap32`: modulo 2^32, as int32): float BLAS over k-chunks
+    whose partial sums stay below the float type's exact-integer limit, int64 matmul when no
+    float type is exact. `bound`: a known bound on |a_ik · w_jk| (else measured from the data)."""
     k = a.shape[1]
-    bound = max(_max_abs(a) * _max_abs(w), 1)
+    if bound is None:
+        bound = max(_max_abs(a) * _max_abs(w), 1)
     for ftype, limit in _EXACT_FLOAT:
         chunk = (limit - 1) // bound
         if chunk >= max(min(k, _MIN_CHUNK), 1):
-            af, wf = a.astype(ftype), w.astype(ftype)
+            af = _float_copy(a, ftype, "a")
+            wf = w_float if w_float is not None and ftype is np.float32 else _float_copy(w, ftype, "w")
+            # float32 partial sums are below 2^24: they convert to int32 exactly
+            acc_type = np.int32 if wrap32 and ftype is np.float32 else np.int64
             if chunk >= k:  # one chunk: every partial sum is exact (the common case)
-                return (af @ wf.T).astype(np.int64)
-            out = np.zeros((a.shape[0], w.shape[0]), np.int64)
-            for s in range(0, max(k, 1), chunk):
-                out += (af[:, s : s + chunk] @ wf[:, s : s + chunk].T).astype(np.int64)
-            return out
-    return a.astype(np.int64) @ w.astype(np.int64).T
+                out = (af @ wf.T).astype(acc_type)
+            else:
+                out = np.zeros((a.shape[0], w.shape[0]), acc_type)
+                for s in range(0, max(k, 1), chunk):
+                    out += (af[:, s : s + chunk] @ wf[:, s : s + chunk].T).astype(acc_type)  # int32 wraps
+            return out.astype(np.int32) if wrap32 and out.dtype != np.int32 else out
+    out = a.astype(np.int64) @ w.astype(np.int64).T
+    return out.astype(np.int32) if wrap32 else out
 
 
 def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
-         skip_zero_activations: bool = False, operands_exact: bool = False) -> np.ndarray:
+         skip_zero_activations: bool = False, operands_exact: bool = False,
+         w_float: np.ndarray | None = None) -> np.ndarray:
     """A[m, k] . W[n, k]^T.
 
     Integer operands (values must lie in their types): the exact sum of products,
@@ -188,8 +211,11 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
     The result is the same except that a zero activation meeting an Inf / NaN weight adds
     nothing (IEEE would make the product NaN).
 
-    operands_exact: the caller guarantees float operands already hold values of their types
-    (as the simulator's, read from packed bytes, do), so the rounding is skipped."""
+    w_float: integer `w` already converted to float32 (a caller's memo; same result).
+
+    operands_exact: the caller guarantees operands already hold values of their types (as
+    the simulator's, read from packed bytes, do), so float rounding and integer range checks
+    are skipped, and the exactness bound of the integer product comes from the types."""
     a, w = np.asarray(a), np.asarray(w)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
         raise ValueError(f"gemm needs A[m, k] and W[n, k], got {a.shape} and {w.shape}")
@@ -209,9 +235,12 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
         with np.errstate(invalid="ignore", over="ignore"):
             prod = np.where(ab[:, None, :] == 0, np.float32(0), ab[:, None, :] * wb[None, :, :])
         return out + prod.sum(axis=-1, dtype=np.float32)
+    if operands_exact:
+        bound = max(-adtype.int_range[0], adtype.int_range[1]) * max(-wdtype.int_range[0], wdtype.int_range[1])
+        return _exact_int_matmul(a, w, max(bound, 1), wrap32=True, w_float=w_float)
     check_int_range(a, adtype)
     check_int_range(w, wdtype)
-    return _exact_int_matmul(a, w).astype(np.int32)
+    return _exact_int_matmul(a, w, wrap32=True)
 
 
 def weight_type(wdtype: DType, wfmt: WeightFormat, cdtype: DType) -> DType:

@@ -11,6 +11,10 @@ program's fields: backends/sparrow/footprint.py) and the scratchpad bytes its in
 wrote (zeroed). Every run therefore starts from exactly the state `simulate()` starts from,
 and computes the same outputs and counters.
 
+The session also lets the machine keep the float32 form of each dense integer weight tile
+it loads from DRAM bytes that no STORE and no input ever writes (the exact integer GEMM
+multiplies through float32 BLAS), so the weights are converted once, not on every run.
+
 The `SimResult.image` of a run is the session's DRAM: valid until the next run.
 """
 
@@ -52,6 +56,9 @@ class Session:
         self._sp_dirty = {b: max((hi for _, hi in written.get(b, [])), default=0) for b in Buffer}
         self._dram = image.copy()
         self._machine = Machine(self._dram.data, target)
+        volatile = _merge(self._dram_dirty + [(sym.addr, sym.end) for sym in image.symbols.values()
+                                              if sym.kind == "input"])
+        self._machine.stable = lambda lo, hi: not any(a < hi and b > lo for a, b in volatile)
         self._fresh = True
 
     def run(self, inputs: dict[str, np.ndarray]) -> SimResult:
@@ -61,5 +68,6 @@ class Session:
                 data[lo:hi] = pristine[lo:hi]
             for buf, end in self._sp_dirty.items():
                 self._machine.sp[buf][:end] = 0
+            self._machine.wgt_source.clear()  # WGT is zeros again (the float32 memo stays valid)
         self._fresh = False
         return simulate(self.program, self.image, self.target, inputs, dram=self._dram, machine=self._machine)

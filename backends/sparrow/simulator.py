@@ -105,11 +105,26 @@ class Machine:
         self.sp = {b: np.zeros(target.capacity(b), np.uint8) for b in Buffer}
         self.capacity = {b: target.capacity(b) for b in Buffer}
         self.count: dict[str, int] = {}
+        # A session's memo of dense integer weight tiles as float32 (what the exact integer GEMM
+        # multiplies with): `stable` is set by session.py to a test for DRAM byte ranges that no
+        # STORE and no input ever writes; `wgt_source` maps a WGT tile address to (its LOAD's
+        # fields, end address) while nothing else has written there.
+        self.stable = None
+        self.wgt_source: dict[int, tuple[tuple, int]] = {}
+        self.float_weights: dict[tuple, np.ndarray] = {}
+
+    _WGT_WRITERS = {"vbin": ("obuf",), "vun": ("obuf",), "vred": ("obuf",), "vsel": ("obuf",), "vreq": ("obuf",),
+                    "vquant": ("obuf", "sbuf"), "gather": ("buf",)}
+    """Instructions that may write WGT other than LOAD (their result scratchpad fields)."""
 
     def execute(self, ins: Instruction) -> dict[str, int]:
         """Run one instruction; returns the work counted while running it (`Cost` fields)."""
         self.count = {}
-        getattr(self, ins.spec.mnemonic)(ins)
+        op = ins.spec.mnemonic
+        getattr(self, op)(ins)
+        if self.wgt_source and op in self._WGT_WRITERS and \
+                any(getattr(ins, f) is Buffer.WGT for f in self._WGT_WRITERS[op]):
+            self.wgt_source.clear()  # WGT now holds something no LOAD put there
         return self.count
 
     def _add(self, **counts: int) -> None:
@@ -138,11 +153,28 @@ class Machine:
     def _put(self, raw: np.ndarray, values: np.ndarray, dtype: DType) -> None:
         if values.shape[0] != raw.shape[0] or dtype.nbytes(values.shape[1]) != raw.shape[1]:
             raise _Fault(f"result of shape {values.shape} does not fit the destination tile")
-        raw[...] = to_bytes(values, dtype)
+        native = self._NATIVE.get(dtype)
+        if native is not None and values.dtype == native:  # already the type's values: their bytes
+            raw.view(native)[...] = values
+        else:
+            raw[...] = to_bytes(values, dtype)
         self._add(sram_bytes=raw.size)
 
     def _read(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
         return self._get(self._tile(buf, addr, rows, cols, dtype), dtype, cols)
+
+    _NATIVE = {DType.F32: np.dtype("<f4"), DType.I32: np.dtype("<i4"), DType.I8: np.dtype("i1"),
+               DType.U8: np.dtype("u1")}
+    """Types whose scratchpad bytes are their values as numpy holds them: read in place."""
+
+    def _read_view(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
+        """As `_read`, without a copy for the native types (the caller must not write to it)."""
+        native = self._NATIVE.get(dtype)
+        if native is None:
+            return self._read(buf, addr, rows, cols, dtype)
+        raw = self._tile(buf, addr, rows, cols, dtype)
+        self._add(sram_bytes=raw.size)
+        return raw.view(native)
 
     # -- DMA -----------------------------------------------------------------------------
 
@@ -177,14 +209,40 @@ class Machine:
 
     def load(self, ins: Instruction) -> None:
         dst = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
-        if ins.dtype.bits >= 8:  # whole bytes: one strided copy
+        if ins.buf is Buffer.WGT and self.stable is not None:
+            self._note_weight_load(ins, dst.size)
+        if ins.dtype.bits >= 8:  # whole bytes: one strided copy, element by element
             src = self._dram(ins)
-            dst.reshape(src.shape)[...] = src
+            e = src.shape[2]
+            if e > 1:
+                src = src.view(f"u{e}")[..., 0]
+            dst.view(f"u{e}").reshape(src.shape)[...] = src
         else:
             src = self._dram(ins).reshape(ins.rows, -1)  # a copy: the view is strided
             src[:, -1] &= self._last_byte_mask(ins)
             dst[...] = src
         self._add(sram_bytes=dst.size)
+
+    def _note_weight_load(self, ins: Instruction, nbytes: int) -> None:
+        lo, hi = ins.sp, ins.sp + nbytes
+        for addr in [a for a, (_, end) in self.wgt_source.items() if a < hi and end > lo]:
+            del self.wgt_source[addr]
+        e = max(ins.dtype.bits // 8, 1)
+        last = ins.dram + ((ins.rows - 1) * ins.rstride + (ins.cols - 1) * ins.cstride + 1) * e
+        if self.stable(ins.dram, last):
+            self.wgt_source[lo] = ((ins.dram, ins.rows, ins.cols, ins.rstride, ins.cstride, ins.dtype), hi)
+
+    def _float_weights(self, ins: Instruction, w: np.ndarray) -> np.ndarray | None:
+        """The memoised float32 of a dense integer weight tile that a LOAD of stable DRAM bytes
+        filled (None: not memoisable)."""
+        src = self.wgt_source.get(ins.wgt)
+        if src is None or ins.wfmt is not WeightFormat.PLAIN or ins.wdtype.is_float or \
+                src[1] != ins.wgt + ins.n * ins.wdtype.nbytes(ins.k):
+            return None
+        wf = self.float_weights.get(src[0])
+        if wf is None or wf.shape != w.shape:
+            wf = self.float_weights[src[0]] = w.astype(np.float32)
+        return wf
 
     def store(self, ins: Instruction) -> None:
         src = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
@@ -255,23 +313,32 @@ class Machine:
             table = self._read(Buffer.PARAM, ins.cb, 1, codebook_size(ins.wdtype), ins.cdtype)[0]
         if rows * cols == 0:  # a sparse tile with nothing stored
             return np.zeros((rows, cols), value_dtype(core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)))
-        stored = self._read(Buffer.WGT, ins.wgt, rows, cols, ins.wdtype)
+        stored = self._read_view(Buffer.WGT, ins.wgt, rows, cols, ins.wdtype)
         if ins.wfmt is WeightFormat.CODEBOOK:
             self._add(meta_decoded=stored.size)  # one lookup per stored weight
         return core.weight_values(stored, ins.wfmt, table)
 
     def _accumulate(self, ins: Instruction, dst: np.ndarray, product: np.ndarray, acc_type: DType) -> None:
+        native = self._NATIVE[acc_type]  # ACC holds f32 or i32
+        if product.dtype != native or product.shape != (ins.m, ins.n):
+            raise _Fault(f"result of shape {product.shape} does not fit the accumulator tile")
+        acc = dst.view(native)
         if ins.accumulate:
-            product = self._get(dst, acc_type, ins.n) + product  # int32 wraps modulo 2^32
-        self._put(dst, product, acc_type)
+            self._add(sram_bytes=dst.size)
+            np.add(acc, product, out=acc)  # int32 wraps modulo 2^32
+        else:
+            acc[...] = product
+        self._add(sram_bytes=dst.size)
 
     def _multiply(self, ins: Instruction, acc_type: DType, dst: np.ndarray, w: np.ndarray, slots) -> None:
         """ACC (+)= ACT . W^T with the decoded W[n, k]. MACs: every stored slot x every row, or
         under askip only the slots whose activation is non-zero (`slots()`: stored weight slots
         per reduction column, [k])."""
-        a = self._read(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
+        a = self._read_view(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         wtype = core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)
-        product = core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True)
+        wf = self._float_weights(ins, w) if ins.spec.mnemonic == "gemm" and self.wgt_source else None
+        product = core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True,
+                            w_float=wf)
         macs = gemm_macs(ins)
         if ins.askip:
             macs = int(np.count_nonzero(a, axis=0) @ slots())
@@ -374,7 +441,7 @@ class Machine:
             if not lo <= zp <= hi:
                 raise _Fault(f"zero point {zp} is outside the {odtype.name.lower()} range [{lo}, {hi}]")
         dst = self._tile(Buffer.ACT, ins.dst, rows, cols, odtype)
-        acc = self._read(Buffer.ACC, ins.src, rows, cols, acc_type)
+        acc = self._read_view(Buffer.ACC, ins.src, rows, cols, acc_type)
         params = {
             name: self._read(Buffer.PARAM, ins.param + 4 * cols * i, 1, cols, dtype)[0]
             for i, (name, dtype) in enumerate(epilogue_params(mode, bool(ins.bias)))

@@ -8,6 +8,9 @@
 // RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | not spaq-opt -p lower-to-sparrow 2>&1 | filecheck %s --check-prefix=ERR-OP
 // RUN: awk '/^\/\/ -----$/{i++; next} i==4' %s | not spaq-opt -p 'lower-to-sparrow{target=edge}' 2>&1 | filecheck %s --check-prefix=ERR-NM
 // RUN: awk '/^\/\/ -----$/{i++; next} i==4' %s | spaq-opt -p 'lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=DC
+// RUN: awk '/^\/\/ -----$/{i++; next} i==5' %s | spaq-opt -p 'tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=EMB
+// RUN: awk '/^\/\/ -----$/{i++; next} i==6' %s | spaq-opt -p 'tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=ATT
+// RUN: awk '/^\/\/ -----$/{i++; next} i==7' %s | spaq-opt -p 'choose-compression{precision=int8-dynamic},quantize,tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=W8A8
 
 // int8: the input is quantized on the machine (layer xq), fc1 is a 2:4 sparse GEMM with a
 // requantizing, ReLU-fused epilogue, fc2 a dense GEMM dequantized to f32 (the output).
@@ -179,4 +182,127 @@ func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
   %ws = sparse.pack %w : tensor<2x8xf32> -> tensor<2x8xf32, #sparse.nm<1:4>>
   %y = onnx.Gemm(%x, %ws) {transB = 1 : i64, onnx.node = "fc9", sparrow.tiles = {m = 1 : i64, n = 2 : i64, k = 8 : i64}, sparrow.sram = {out = 0 : i64, wgt = 0 : i64, acc = 0 : i64, param = 0 : i64, in = 64 : i64, meta = 0 : i64}} : (tensor<1x8xf32>, tensor<2x8xf32, #sparse.nm<1:4>>) -> tensor<1x2xf32>
   func.return %y : tensor<1x2xf32>
+}
+
+// -----
+
+// Embedding + LayerNorm (the transformer layers, fp32, datacenter; run from tile-layers on).
+// The int64 ids are an i32 input (the runtime narrows them); GATHER picks table rows by them.
+// The Add of a constant with one value is an immediate; the LayerNorm is the vector unit's
+// eight-instruction idiom (mean, x - mean, variance, + eps, rsqrt, scale, gamma, beta), gamma
+// and beta as row vectors in PARAM; the region computes in place in one [4, 8] tile slot.
+// EMB:      sparrow.segment "ids" kind=input dtype=i32 addr=0 shape=[1, 4]
+// EMB-NEXT: sparrow.segment "emb.const" kind=values dtype=f32 addr=64 shape=[3, 8]
+// EMB:      sparrow.load buf=act dtype=i32 sp=0 dram=0 rows=1 cols=4 rstride=4 cstride=1 {layer = "embed"}
+// EMB-NEXT: sparrow.gather buf=act dtype=f32 sp=64 dram=64 rows=4 cols=8 rstride=8 limit=3 idx=0 {layer = "embed"}
+// EMB-NEXT: sparrow.store buf=act dtype=f32 sp=64 dram=192 rows=1 cols=32 rstride=32 cstride=1 {layer = "embed"}
+// EMB-NEXT: sparrow.load buf=param dtype=f32 sp=0 dram=448 rows=1 cols=8 rstride=8 cstride=1 {layer = "add"}
+// EMB-NEXT: sparrow.load buf=param dtype=f32 sp=64 dram=512 rows=1 cols=8 rstride=8 cstride=1 {layer = "add"}
+// EMB-NEXT: sparrow.load buf=act dtype=f32 sp=0 dram=192 rows=1 cols=32 rstride=32 cstride=1 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=add src=0 bcast=imm imm=0x3f000000 dst=0 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vred op=sum src=0 imm=0x3e000000 dst=128 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=sub src=0 bcast=col src1=128 dst=0 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vred op=sumsq src=0 imm=0x3e000000 dst=192 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=add src=192 bcast=imm imm=0x3727c5ac dst=192 rows=4 cols=1 {layer = "add"}
+// EMB-NEXT: sparrow.vun op=rsqrt src=192 dst=192 rows=4 cols=1 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=mul src=0 bcast=col src1=192 dst=0 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=mul src=0 bcast=row buf1=param dst=0 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.vbin op=add src=0 bcast=row buf1=param src1=64 dst=0 rows=4 cols=8 {layer = "add"}
+// EMB-NEXT: sparrow.store buf=act dtype=f32 sp=0 dram=320 rows=1 cols=32 rstride=32 cstride=1 {layer = "add"}
+// EMB-NEXT: sparrow.halt
+func.func @main(%ids: tensor<1x4xi64> {onnx.name = "ids"}) -> (tensor<1x4x8xf32> {onnx.name = "out"}) {
+  %emb = onnx.Initializer "emb" = dense<[[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0], [2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<3x8xf32> : tensor<3x8xf32>
+  %pos = onnx.Initializer "pos" = dense<0.5> : tensor<1x4x8xf32> : tensor<1x4x8xf32>
+  %g = onnx.Initializer "ln.weight" = dense<[1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]> : tensor<8xf32> : tensor<8xf32>
+  %b = onnx.Initializer "ln.bias" = dense<[0.0, 0.5, 0.0, 0.5, 0.0, 0.5, 0.0, 0.5]> : tensor<8xf32> : tensor<8xf32>
+  %e = onnx.Gather(%emb, %ids) {onnx.node = "embed"} : (tensor<3x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
+  %x = onnx.Add(%e, %pos) {onnx.node = "add"} : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+  %y = onnx.LayerNormalization(%x, %g, %b) {axis = -1 : i64, epsilon = 1.0e-05 : f32, onnx.node = "ln"} : (tensor<1x4x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+  func.return %y : tensor<1x4x8xf32>
+}
+
+// -----
+
+// Attention, 2 heads of 4: the Reshapes and Transposes move no data — the batched MatMuls
+// load each head's Q rows and K rows (WGT holds W = Kᵀᵀ = K_h) through DMA strides, one GEMM
+// per head into consecutive ACC tiles. The scale and the softmax are the first matmul's
+// tail: the VBIN reads the scores straight from ACC. P·V's W = V_hᵀ for both heads is one
+// column-strided load (rstride=1 cstride=8). Its result, transposed back and reshaped to
+// [4, 8], is not a strided view of the [2, 4, 4] product: the matmul stores each head's
+// [4, 4] from ACC into its columns of the [4, 8] tensor instead (no copy).
+// ATT:      sparrow.load buf=act dtype=f32 sp=0 dram=0 rows=4 cols=4 rstride=8 cstride=1 {layer = "scores"}
+// ATT-NEXT: sparrow.load buf=act dtype=f32 sp=64 dram=16 rows=4 cols=4 rstride=8 cstride=1 {layer = "scores"}
+// ATT-NEXT: sparrow.load buf=wgt dtype=f32 sp=0 dram=128 rows=4 cols=4 rstride=8 cstride=1 {layer = "scores"}
+// ATT-NEXT: sparrow.load buf=wgt dtype=f32 sp=64 dram=144 rows=4 cols=4 rstride=8 cstride=1 {layer = "scores"}
+// ATT-NEXT: sparrow.gemm adtype=f32 wdtype=f32 acc=0 act=0 wgt=0 m=4 k=4 n=4 accumulate=0 {layer = "scores"}
+// ATT-NEXT: sparrow.gemm adtype=f32 wdtype=f32 acc=64 act=64 wgt=64 m=4 k=4 n=4 accumulate=0 {layer = "scores"}
+// ATT-NEXT: sparrow.vbin op=mul buf=acc src=0 bcast=imm imm=0x3f000000 dst=128 rows=8 cols=4 {layer = "scale"}
+// ATT-NEXT: sparrow.softmax src=128 dst=128 rows=8 cols=4 {layer = "scale"}
+// ATT-NEXT: sparrow.store buf=act dtype=f32 sp=128 dram=384 rows=1 cols=32 rstride=32 cstride=1 {layer = "scale"}
+// ATT-NEXT: sparrow.load buf=act dtype=f32 sp=0 dram=384 rows=1 cols=32 rstride=32 cstride=1 {layer = "context"}
+// ATT-NEXT: sparrow.load buf=wgt dtype=f32 sp=0 dram=256 rows=8 cols=4 rstride=1 cstride=8 {layer = "context"}
+// ATT-NEXT: sparrow.gemm adtype=f32 wdtype=f32 acc=0 act=0 wgt=0 m=4 k=4 n=4 accumulate=0 {layer = "context"}
+// ATT-NEXT: sparrow.gemm adtype=f32 wdtype=f32 acc=64 act=64 wgt=64 m=4 k=4 n=4 accumulate=0 {layer = "context"}
+// ATT-NEXT: sparrow.store buf=acc dtype=f32 sp=0 dram=512 rows=4 cols=4 rstride=8 cstride=1 {layer = "context"}
+// ATT-NEXT: sparrow.store buf=acc dtype=f32 sp=64 dram=528 rows=4 cols=4 rstride=8 cstride=1 {layer = "context"}
+// ATT-NEXT: sparrow.load buf=act dtype=f32 sp=0 dram=512 rows=1 cols=32 rstride=32 cstride=1 {layer = "relu"}
+// ATT-NEXT: sparrow.vbin op=max src=0 bcast=imm dst=0 rows=4 cols=8 {layer = "relu"}
+// ATT-NEXT: sparrow.store buf=act dtype=f32 sp=0 dram=640 rows=1 cols=32 rstride=32 cstride=1 {layer = "relu"}
+func.func @main(%q: tensor<4x8xf32> {onnx.name = "q"}, %k: tensor<4x8xf32> {onnx.name = "k"}, %v: tensor<4x8xf32> {onnx.name = "v"}) -> (tensor<4x8xf32> {onnx.name = "out"}) {
+  %s4 = onnx.Initializer "s4" = dense<[1, 4, 2, 4]> : tensor<4xi64> : tensor<4xi64>
+  %s2 = onnx.Initializer "s2" = dense<[4, 8]> : tensor<2xi64> : tensor<2xi64>
+  %scale = onnx.Initializer "scale" = dense<0.5> : tensor<f32> : tensor<f32>
+  %q4 = onnx.Reshape(%q, %s4) : (tensor<4x8xf32>, tensor<4xi64>) -> tensor<1x4x2x4xf32>
+  %k4 = onnx.Reshape(%k, %s4) : (tensor<4x8xf32>, tensor<4xi64>) -> tensor<1x4x2x4xf32>
+  %v4 = onnx.Reshape(%v, %s4) : (tensor<4x8xf32>, tensor<4xi64>) -> tensor<1x4x2x4xf32>
+  %qh = onnx.Transpose(%q4) {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %kt = onnx.Transpose(%k4) {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %vh = onnx.Transpose(%v4) {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x4xf32>) -> tensor<1x2x4x4xf32>
+  %s = onnx.MatMul(%qh, %kt) {onnx.node = "scores"} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %t = onnx.Mul(%s, %scale) {onnx.node = "scale"} : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %p = onnx.Softmax(%t) {axis = -1 : i64, onnx.node = "softmax"} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %c = onnx.MatMul(%p, %vh) {onnx.node = "context"} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %ct = onnx.Transpose(%c) {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x2x4x4xf32>) -> tensor<1x4x2x4xf32>
+  %o = onnx.Reshape(%ct, %s2) {onnx.node = "merge"} : (tensor<1x4x2x4xf32>, tensor<2xi64>) -> tensor<4x8xf32>
+  %r = onnx.Relu(%o) {onnx.node = "relu"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %r : tensor<4x8xf32>
+}
+
+// -----
+
+// W8A8 with per-token activations: fc and fc2 read the same input, so they share one LOAD
+// and one VQUANT (int8 + a scale per row); then per projection GEMM i8 -> ACC i32, EPILOGUE
+// dequant by the weight scales (PARAM row 0), VBIN mul by the row scales (bcast col),
+// VBIN add of fc's float bias (PARAM row 1). The Add of both and the GELU are a region.
+// W8A8:      sparrow.segment "fc.dequant" kind=scales dtype=f32 addr=192 shape=[2, 2]
+// W8A8:      sparrow.segment "fc2.dequant" kind=scales dtype=f32 addr=384 shape=[1, 2]
+// W8A8:      sparrow.load buf=act dtype=f32 sp=128 dram=0 rows=4 cols=8 rstride=8 cstride=1 {layer = "fc"}
+// W8A8-NEXT: sparrow.vquant odtype=i8 src=128 dst=64 scale=256 rows=4 cols=8 {layer = "fc"}
+// W8A8-NEXT: sparrow.load buf=wgt dtype=i8 sp=0 dram=128 rows=2 cols=8 rstride=8 cstride=1 {layer = "fc"}
+// W8A8-NEXT: sparrow.gemm adtype=i8 wdtype=i8 acc=0 act=64 wgt=0 m=4 k=8 n=2 accumulate=0 {layer = "fc"}
+// W8A8-NEXT: sparrow.load buf=param dtype=f32 sp=0 dram=192 rows=2 cols=2 rstride=2 cstride=1 {layer = "fc"}
+// W8A8-NEXT: sparrow.epilogue mode=dequant odtype=f32 bias=0 relu=0 src=0 dst=0 param=0 rows=4 cols=2 zp=0 {layer = "fc"}
+// W8A8-NEXT: sparrow.vbin op=mul src=0 bcast=col src1=256 dst=0 rows=4 cols=2 {layer = "fc"}
+// W8A8-NEXT: sparrow.vbin op=add src=0 bcast=row buf1=param src1=8 dst=0 rows=4 cols=2 {layer = "fc"}
+// W8A8-NEXT: sparrow.store buf=act dtype=f32 sp=0 dram=256 rows=4 cols=2 rstride=2 cstride=1 {layer = "fc"}
+// W8A8-NEXT: sparrow.load buf=wgt dtype=i8 sp=0 dram=320 rows=2 cols=8 rstride=8 cstride=1 {layer = "fc2"}
+// W8A8-NEXT: sparrow.gemm adtype=i8 wdtype=i8 acc=0 act=64 wgt=0 m=4 k=8 n=2 accumulate=0 {layer = "fc2"}
+// W8A8-NEXT: sparrow.load buf=param dtype=f32 sp=0 dram=384 rows=1 cols=2 rstride=2 cstride=1 {layer = "fc2"}
+// W8A8-NEXT: sparrow.epilogue mode=dequant odtype=f32 bias=0 relu=0 src=0 dst=0 param=0 rows=4 cols=2 zp=0 {layer = "fc2"}
+// W8A8-NEXT: sparrow.vbin op=mul src=0 bcast=col src1=256 dst=0 rows=4 cols=2 {layer = "fc2"}
+// W8A8-NEXT: sparrow.store buf=act dtype=f32 sp=0 dram=448 rows=4 cols=2 rstride=2 cstride=1 {layer = "fc2"}
+// W8A8-NEXT: sparrow.load buf=act dtype=f32 sp=0 dram=256 rows=1 cols=8 rstride=8 cstride=1 {layer = "sum"}
+// W8A8-NEXT: sparrow.load buf=act dtype=f32 sp=64 dram=448 rows=1 cols=8 rstride=8 cstride=1 {layer = "sum"}
+// W8A8-NEXT: sparrow.vbin op=add src=0 src1=64 dst=0 rows=4 cols=2 {layer = "sum"}
+// W8A8-NEXT: sparrow.vun op=gelu src=0 dst=0 rows=4 cols=2 {layer = "sum"}
+// W8A8-NEXT: sparrow.store buf=act dtype=f32 sp=0 dram=512 rows=1 cols=8 rstride=8 cstride=1 {layer = "sum"}
+func.func @main(%x: tensor<4x8xf32> {onnx.name = "x"}) -> (tensor<4x2xf32> {onnx.name = "out"}) {
+  %w = onnx.Initializer "fc.weight" = dense<[[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5], [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf32> : tensor<2x8xf32>
+  %b = onnx.Initializer "fc.bias" = dense<[0.5, -0.5]> : tensor<2xf32> : tensor<2xf32>
+  %y = onnx.Gemm(%x, %w, %b) {transB = 1 : i64, onnx.node = "fc"} : (tensor<4x8xf32>, tensor<2x8xf32>, tensor<2xf32>) -> tensor<4x2xf32>
+  %w2 = onnx.Initializer "fc2.weight" = dense<[[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5], [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf32> : tensor<2x8xf32>
+  %y2 = onnx.Gemm(%x, %w2) {transB = 1 : i64, onnx.node = "fc2"} : (tensor<4x8xf32>, tensor<2x8xf32>) -> tensor<4x2xf32>
+  %s = onnx.Add(%y, %y2) {onnx.node = "sum"} : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x2xf32>
+  %g = onnx.Gelu(%s) {onnx.node = "gelu"} : (tensor<4x2xf32>) -> tensor<4x2xf32>
+  func.return %g : tensor<4x2xf32>
 }

@@ -5,6 +5,8 @@
 // RUN: awk '/^\/\/ -----$/{i++; next} i==1' %s | spaq-opt -p 'tile-layers{target=edge}' | filecheck %s --check-prefix=INT8
 // RUN: awk '/^\/\/ -----$/{i++; next} i==2' %s | not spaq-opt -p 'tile-layers{target=edge}' 2>&1 | filecheck %s --check-prefix=ERR-FIT
 // RUN: awk '/^\/\/ -----$/{i++; next} i==0' %s | not spaq-opt -p 'tile-layers{target=tpu}' 2>&1 | filecheck %s --check-prefix=ERR-TARGET
+// RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p 'tile-layers{target=datacenter}' | filecheck %s --check-prefix=TAIL
+// RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p 'tile-layers{target=edge}' | filecheck %s --check-prefix=ROWS
 
 // fp32 Gemms on edge (8x8 array; WGT 32 KiB, ACC 16 KiB, PARAM 4 KiB; edge is the default).
 // Tiles are over N (multiples of 8) and K (multiples of 64), whole K first:
@@ -78,4 +80,21 @@ func.func @main(%x: tensor<1x1x64x64xf32> {onnx.name = "input"}) -> (tensor<1x8x
   %w = onnx.Initializer "conv9.weight" : tensor<8x1x3x3xf32>
   %y = onnx.Conv(%x, %w) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>, onnx.node = "conv9"} : (tensor<1x1x64x64xf32>, tensor<8x1x3x3xf32>) -> tensor<1x8x64x64xf32>
   func.return %y : tensor<1x8x64x64xf32>
+}
+
+// -----
+
+// A vector region right after the matrix layer whose result it takes runs as that layer's
+// tail when both fit whole (`tail = 1`: the [64, 256] result never goes to DRAM, and the
+// region gets no tiles of its own). On edge the result does not fit ACT whole: fc is tiled
+// over N, and the GELU region over rows (32 rows of 256 f32 = the 32 KiB of ACT).
+// TAIL: onnx.node = "fc", sparrow.tiles = {m = 64 : i64, n = 256 : i64, k = 32 : i64, tail = 1 : i64}}
+// TAIL: onnx.Gelu(%y) {onnx.node = "gelu"} :
+// ROWS: onnx.node = "fc", sparrow.tiles = {m = 64 : i64, n = 64 : i64, k = 32 : i64}}
+// ROWS: onnx.Gelu(%y) {onnx.node = "gelu", sparrow.tiles = {rows = 32 : i64}}
+func.func @main(%x: tensor<64x32xf32> {onnx.name = "input"}) -> (tensor<64x256xf32> {onnx.name = "out"}) {
+  %w = onnx.Initializer "fc.weight" : tensor<256x32xf32>
+  %y = onnx.Gemm(%x, %w) {transB = 1 : i64, onnx.node = "fc"} : (tensor<64x32xf32>, tensor<256x32xf32>) -> tensor<64x256xf32>
+  %g = onnx.Gelu(%y) {onnx.node = "gelu"} : (tensor<64x256xf32>) -> tensor<64x256xf32>
+  func.return %g : tensor<64x256xf32>
 }

@@ -103,14 +103,43 @@ def test_gelu_operator_and_edge_target_error(tmp_path):
 
 
 def test_rows_tiled_on_a_small_target(tmp_path):
-    """On edge (32 KiB ACT) the vector regions, the gather and the matmuls are tiled; a layer
-    that cannot fit at all is an error naming the layer and the buffer."""
-    path = tmp_path / "small.onnx"
-    onnx.save(tb.build(seq=8, hidden=16, ffn=32, heads=2), path)
-    x = tb.inputs(seq=8, valid=6)
-    c, sim, ref = _run(path, "fp32", x, target="edge")
-    np.testing.assert_array_equal(sim.outputs["last_hidden_state"], ref["last_hidden_state"])
-    big = tmp_path / "big.onnx"
-    onnx.save(tb.build(seq=256, hidden=64, ffn=128, heads=2), big)
-    with pytest.raises(SpaqError, match=r"layer '.*' needs \d+ bytes of \w+ scratchpad, the target has \d+"):
-        compile_model(big, target="edge", precision="fp32")
+    """On edge (32 KiB ACT, 16 KiB ACC) every layer is tiled: vector regions and the gather by
+    rows, gemms over N, K and then rows (M), matmuls one batch element at a time in row tiles;
+    the program still equals the evaluator bit for bit."""
+    for name, kwargs, precision in (("small", dict(seq=8, hidden=16, ffn=32), "fp32"),
+                                    ("long", dict(seq=64, hidden=32, ffn=64), "int8-dynamic")):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(tb.build(heads=2, **kwargs), path)
+        x = tb.inputs(seq=kwargs["seq"], valid=kwargs["seq"] - 3)
+        c, sim, ref = _run(path, precision, x, target="edge")
+        np.testing.assert_array_equal(sim.outputs["last_hidden_state"], ref["last_hidden_state"])
+
+
+def test_a_row_too_long_for_the_target_is_an_error_naming_layer_and_buffer(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    cols = 16384  # one f32 row of LayerNorm is 64 KiB: edge's 32 KiB ACT cannot hold it
+    graph = helper.make_graph(
+        [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], name="wide_ln", axis=-1)], "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, cols])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, cols])],
+        [numpy_helper.from_array(np.linspace(0.5, 1.5, cols, dtype=np.float32), "g"),
+         numpy_helper.from_array(np.zeros(cols, np.float32), "b")])
+    path = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), path)
+    with pytest.raises(SpaqError, match=r"layer 'wide_ln' needs \d+ bytes of ACT scratchpad, the target has 32768"):
+        compile_model(path, target="edge", precision="fp32")
+
+
+def test_session_runs_equal_simulate(models):
+    """The benchmark's way of running (session.Session: the image loaded once, weights memoised
+    as float32) computes exactly what one-shot simulate() does, input after input."""
+    from spaq.backends.sparrow.session import Session
+
+    c = compile_model(models["arith"], target="datacenter", precision="int8-dynamic")
+    session = Session(c.program, c.image, c.target)
+    for valid in (16, 7, 11):
+        x = tb.inputs(valid=valid, seed=valid)
+        got, want = session.run(x), simulate(c.program, c.image, c.target, x)
+        np.testing.assert_array_equal(got.outputs["last_hidden_state"], want.outputs["last_hidden_state"])
+        assert got.stats.total == want.stats.total
