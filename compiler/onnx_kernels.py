@@ -586,30 +586,31 @@ def _conv_transpose(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.n
     return [y.astype(x.dtype)]
 
 
+def _along_axis(op: Operation, x: np.ndarray, value: np.ndarray | None, dtype: Any) -> np.ndarray:
+    """A QDQ scale or zero point (None: 0) as `dtype`, shaped to broadcast along the op's axis."""
+    if value is None:
+        return np.zeros((), dtype)
+    if np.size(value) == 1:
+        return value.astype(dtype).reshape(())
+    shape = [1] * x.ndim
+    shape[op.attr("axis", 1) % x.ndim] = -1
+    return value.astype(dtype).reshape(shape)
+
+
 @kernel("onnx.DequantizeLinear")
 def _dequantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, scale, zp = (args + [None])[:3]
-    axis = op.attr("axis", 1) % max(x.ndim, 1)
-    shape = [1] * x.ndim
-    if np.size(scale) > 1:
-        shape[axis] = -1
     wide = np.float32 if x.dtype.name.startswith("float8") else np.int64
-    zp = np.zeros((), wide) if zp is None else zp.astype(wide).reshape(shape if np.size(zp) > 1 else ())
-    return [((x.astype(wide) - zp) * scale.reshape(shape if np.size(scale) > 1 else ())).astype(scale.dtype)]
+    y = (x.astype(wide) - _along_axis(op, x, zp, wide)) * _along_axis(op, x, scale, scale.dtype)
+    return [y.astype(scale.dtype)]
 
 
 @kernel("onnx.QuantizeLinear")
 def _quantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, scale, zp = (args + [None])[:3]
-    axis = op.attr("axis", 1) % max(x.ndim, 1)
-    shape = [1] * x.ndim
-    if np.size(scale) > 1:
-        shape[axis] = -1
     out_dtype = np.dtype(np.uint8) if zp is None else zp.dtype
-    scaled = x.astype(np.float32) / scale.reshape(shape if np.size(scale) > 1 else ())
+    scaled = x.astype(np.float32) / _along_axis(op, x, scale, np.float32)
     if out_dtype.name.startswith("float8"):
-        zpf = np.zeros((), np.float32) if zp is None else zp.astype(np.float32).reshape(shape if np.size(zp) > 1 else ())
-        return [_saturating_cast(scaled + zpf, out_dtype, op.attr("saturate", 1))]
-    zp64 = np.zeros((), np.int64) if zp is None else zp.astype(np.int64).reshape(shape if np.size(zp) > 1 else ())
+        return [_saturating_cast(scaled + _along_axis(op, x, zp, np.float32), out_dtype, op.attr("saturate", 1))]
     info = np.iinfo(out_dtype)
-    return [np.clip(np.rint(scaled) + zp64, info.min, info.max).astype(out_dtype)]
+    return [np.clip(np.rint(scaled) + _along_axis(op, x, zp, np.int64), info.min, info.max).astype(out_dtype)]
