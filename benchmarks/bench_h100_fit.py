@@ -64,10 +64,14 @@ def main(argv: list[str] | None = None) -> Result:
             "2:4 slower than dense on small layers, faster on large", key=True)
     res.add("2:4 speed-up |error| mean / max", f"{s['sparse_mean_abs_err']:.1%} / {s['sparse_max_abs_err']:.1%}", "",
             f"large shapes max {s['sparse_large_max_abs_err']:.1%}", key=True)
+    by_shape: dict[tuple, list] = {}
     for x in s["sparse"]:
-        m, k, n = x["shape"]
-        res.add(f"2:4 speed-up {x['dtype']} M={m} K={k} N={n}", f"{x['measured']:.2f} / {x['predicted']:.2f}",
-                "measured / predicted", "" if x["sign_ok"] else "crossover on the wrong side of 1")
+        by_shape.setdefault(tuple(x["shape"]), []).append(x)
+    for (m, k, n), xs in sorted(by_shape.items(), key=lambda kv: (kv[0][0], kv[0][1] * kv[0][2], kv[0][1])):
+        wrong = [x["dtype"] for x in xs if not x["sign_ok"]]
+        res.add(f"2:4 speed-up M={m} K={k} N={n}",
+                "  ".join(f"{x['dtype']} {x['measured']:.2f}/{x['predicted']:.2f}" for x in xs), "measured/predicted",
+                f"crossover on the wrong side of 1: {', '.join(wrong)}" if wrong else "")
     for d, u in s["unmapped"].items():
         res.notes.append(f"{d}: not fitted — {u['why']} (measured {u['large_ratio']:.2f}x {u['vs']} on large shapes).")
     res.notes.append("Parameters: " + ", ".join(f"{k} {v:g}" for k, v in fit.params_of(target).items()))

@@ -1,6 +1,6 @@
 """Fit the `h100` target preset so the cost model reproduces the measured H100 GEMM data.
 
-    .venv/bin/python backends/sparrow/calibration/fit_h100.py           # fit; write targets/h100.toml + h100_fit.json
+    .venv/bin/python backends/sparrow/calibration/fit_h100.py           # fit (~5 min); write targets/h100.toml + h100_fit.json
     .venv/bin/python backends/sparrow/calibration/fit_h100.py --check   # evaluate the committed preset, no fit
 
 Data: `data/h100_{dense,sparse24}_gemm.csv` beside this script (copied from the project's
@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spaq.backends.sparrow.cost import mac_type
 from spaq.backends.sparrow.estimate import GemmEstimate, GemmSpec, Prices, Tiling, estimate_gemm
 from spaq.backends.sparrow.isa import DType
 from spaq.backends.sparrow.target import TARGETS_DIR, Target, load_target
@@ -165,13 +166,14 @@ def toml_text(p: dict[str, float], summary: str = "") -> str:
     head = "\n".join(f"# {line}".rstrip() for line in summary.splitlines()) + "\n" if summary else ""
     return f"""# NVIDIA H100 SXM (80 GB HBM3) as a Sparrow target: FITTED, not designed. Every number marked
 # "fitted" was chosen by `{COMMAND}` so that the cost model
-# (the tiled GEMM program of backends/sparrow/estimate.py, priced by cost.py) reproduces the measured
-# H100 GEMM data in backends/sparrow/calibration/data/: per-shape dense speed ratios between dtypes and
-# the 2:4 speed-up with its crossovers. Do not edit by hand: re-run the fit. Rates are achieved
-# (cuBLAS / cuSPARSELt), not datasheet peaks. docs/isa.md, "The h100 preset", states the fit error.
+# (the tiled GEMM program of backends/sparrow/estimate.py with its dependency tokens, priced by
+# cost.py, timed as its queues run it) reproduces the measured H100 GEMM data in
+# backends/sparrow/calibration/data/: per-shape dense speed ratios between dtypes and the 2:4
+# speed-up with its crossovers. Do not edit by hand: re-run the fit. Rates are achieved (cuBLAS /
+# cuSPARSELt), not datasheet peaks. docs/isa.md, "The h100 preset", states the fit error.
 {head}name = "h100"
 description = "NVIDIA H100 SXM fitted to measured GEMM data: 128x128 array, f32/f16/f8/i8, 2:4, HBM3-class DRAM"
-clock_mhz = {p['clock_mhz']:g}          # fitted (an effective sustained clock; per-cycle numbers below are at it)
+clock_mhz = {p['clock_mhz']:<12g} # fitted (an effective sustained clock; per-cycle numbers below are at it)
 
 [array]
 rows = {p['rows']}               # fixed: 16384 PEs ~ the H100's 16896 fp32 lanes (f32: 1 MAC per PE per cycle)
@@ -196,17 +198,17 @@ meta = {p['meta']}
 param = {p['param']}
 
 [dram]
-bytes_per_cycle = {p['dram_bytes_per_cycle']:g}   # fitted, per DMA engine (x clock = {p['dram_bytes_per_cycle'] * p['clock_mhz'] / 1e6:.2f} TB/s; at most the HBM3 peak 3.35)
-latency = {p['dram_latency']}            # fitted
+bytes_per_cycle = {p['dram_bytes_per_cycle']:<6g} # fitted, per DMA engine (x clock = {p['dram_bytes_per_cycle'] * p['clock_mhz'] / 1e6:.2f} TB/s; at most the HBM3 peak 3.35)
+latency = {p['dram_latency']:<14} # fitted
 
 [vector]
 lanes = {p['vector_lanes']}            # fixed: ~ the H100's 16896 fp32 lanes (the GEMM epilogue hardly matters to the fit)
 
-[fixed_cycles]           # issue + pipeline latency per instruction
-gemm = {p['fixed_gemm']}               # fitted
-spgemm = {p['fixed_spgemm']}           # fitted: the sparse path's fixed cost; with the metadata loads, the 2:4 crossover
-vector = {p['fixed_vector']}             # fixed
-dma = {p['fixed_dma']}                # fitted
+[fixed_cycles]           # issue + pipeline latency per instruction; fitted ones also carry the launch cost
+gemm = {p['fixed_gemm']:<16} # fitted
+spgemm = {p['fixed_spgemm']:<14} # fitted: the sparse path's fixed cost; with the metadata loads, the 2:4 crossover
+vector = {p['fixed_vector']:<14} # fixed
+dma = {p['fixed_dma']:<17} # fitted
 
 {ENERGY}"""
 
@@ -436,7 +438,6 @@ def table(s: dict) -> str:
     lines = ["dense throughput, predicted vs measured, |relative error| over the 12 shapes (large: K, N >= 4096)",
              "", f"{'dtype':<6} {'mode':<5} {'mean':>6} {'max':>6} {'large mean':>11} {'large max':>10}"]
     for d, e in s["per_dtype"].items():
-        from spaq.backends.sparrow.cost import mac_type
         lines.append(f"{d:<6} {mac_type(MODES[d], MODES[d]):<5} {e['mean_abs_err']:6.1%} {e['max_abs_err']:6.1%} "
                      f"{e['large_mean_abs_err']:11.1%} {e['large_max_abs_err']:10.1%}")
     for d, u in s["unmapped"].items():
