@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spaq.compiler.errors import SpaqError
+from spaq.compiler.errors import SpaqError, run_for_people
 from spaq.compiler.options import parse_shapes
 
 
@@ -169,14 +169,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        args.fn(args)
-    except Exception as e:  # one line for people; --debug for developers
-        if args.debug:
-            raise
-        print(f"spaq: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_for_people("spaq", lambda: args.fn(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from xdsl.transforms import get_all_passes
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from spaq.compiler.context import register_dialects
+from spaq.compiler.errors import run_for_people
 from spaq.compiler.options import parse_shapes
 from spaq.compiler.weights import weights_of
 from spaq.passes import get_spaq_passes
@@ -94,14 +95,8 @@ class SpaqOptMain(xDSLOptMain):
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    try:
-        SpaqOptMain(description="spaq's modular optimizer driver", args=args).run()
-    except Exception as e:  # one message, no traceback unless --debug
-        if "--debug" in args:
-            raise
-        print(f"spaq-opt: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    run = lambda: SpaqOptMain(description="spaq's modular optimizer driver", args=args).run()  # noqa: E731
+    return run_for_people("spaq-opt", run, "--debug" in args)
 
 
 if __name__ == "__main__":
