@@ -1,16 +1,31 @@
-"""ONNX's own backend conformance cases, run through spaq.
+"""ONNX's own backend conformance cases, run through spaq on two paths.
 
-    results = run_cases(node_cases(), path="evaluator")
-    print(markdown_table(results))
+    results = run_cases(node_cases(), path="evaluator")      # or path="simulator"
+    print(markdown_table({"evaluator": ev, "simulator": sim}, supported))
 
-Each case (from `onnx.backend.test.loader.load_model_tests`, expected outputs included)
-is imported with its inputs' shapes, canonicalised, and run by the reference evaluator;
-its outputs are compared with ONNX's expected ones. A case is `passed`, `failed` (with
-the largest error) or `unsupported` (with the reason: the first error spaq gave).
+Each case (from `onnx.backend.test.loader.load_model_tests`, expected outputs included:
+the `node` cases, and the `pytorch-converted`, `pytorch-operator` and `simple` model cases
+whose files the onnx package ships) is imported with its inputs' shapes and run
+
+- `evaluator`: onnx-canonicalize, then the reference evaluator;
+- `simulator`: the whole compile pipeline for the datacenter target in fp32 (import ->
+  onnx-canonicalize -> ... -> lower-to-sparrow -> schedule-tokens), the emitter's program
+  and memory image, and the Sparrow simulator.
+
+Its outputs are compared with ONNX's expected ones. A case is `passed`, `failed` (with the
+largest error) or `unsupported` (with the reason: the first error spaq gave).
+
+On the simulator path, graph inputs that only feed an operator's compile-time parameters
+(Reshape's shape, Slice's starts, Pad's pads, Resize's scales, a reduction's axes, ...:
+`PARAMETERS`) are bound to the case's values as constants before import: Sparrow programs
+have static shapes, so a compiler for it specialises these, as onnx-mlir's backend tests do
+with their constant-input mode. Every other input stays a run-time input of the program.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,12 +36,24 @@ import onnx
 from xdsl.passes import PassPipeline
 
 from spaq.compiler.context import make_context
-from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import evaluate
 from spaq.compiler.onnx_import import import_model
 from spaq.passes.onnx_canonicalize import OnnxCanonicalizePass
 
 RTOL, ATOL = 1e-3, 1e-5
+PATHS = ("evaluator", "simulator")
+MODEL_KINDS = ("pytorch-converted", "pytorch-operator", "simple")
+SIM_TARGET = "datacenter"
+
+PARAMETERS: dict[str, set[int]] = {
+    "Reshape": {1}, "Expand": {1}, "Tile": {1}, "Slice": {1, 2, 3, 4}, "Pad": {1, 2, 3}, "Split": {1},
+    "Squeeze": {1}, "Unsqueeze": {1}, "ConstantOfShape": {0}, "Resize": {1, 2, 3}, "Upsample": {1},
+    "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
+    "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
+    "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1},
+}
+"""Operand positions that are compile-time parameters (shapes, axes, pads, scales) rather
+than data; the simulator path binds graph inputs used only there."""
 
 
 @dataclass
@@ -35,17 +62,29 @@ class CaseResult:
     ops: tuple[str, ...]
     status: str  # passed | failed | unsupported
     detail: str = ""
+    kind: str = "node"
 
 
 def node_cases(pattern: str = "") -> list:
+    return cases("node", pattern)
+
+
+def cases(kind: str = "node", pattern: str = "") -> list:
+    """ONNX's backend test cases of one kind (`node`, or a model kind of `MODEL_KINDS`)."""
     from onnx.backend.test.loader import load_model_tests
 
     import warnings
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        cases = load_model_tests(kind="node")
-    return [c for c in cases if re.search(pattern, c.name)]
+        found = load_model_tests(kind=kind)
+    return sorted((c for c in found if re.search(pattern, c.name)), key=lambda c: c.name) if kind != "node" \
+        else [c for c in found if re.search(pattern, c.name)]
+
+
+def model_cases(pattern: str = "") -> list:
+    """The shipped model cases of `MODEL_KINDS` (each has model.onnx and test_data_set_*)."""
+    return [c for kind in MODEL_KINDS for c in cases(kind, pattern) if c.model_dir]
 
 
 def _compare(got: np.ndarray, want: np.ndarray) -> str | None:
@@ -69,53 +108,150 @@ def _array(value) -> np.ndarray:
     return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
 
 
-def run_case(case) -> CaseResult:
-    model: onnx.ModelProto = case.model
-    ops = tuple(sorted({n.op_type for n in model.graph.node}))
-    graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    try:
+def _load(case) -> tuple[onnx.ModelProto, list[np.ndarray], list[np.ndarray]]:
+    """The case's model, first data set's inputs and expected outputs."""
+    if case.model is not None:
         inputs, outputs = ([_array(v) for v in vs] for vs in case.data_sets[0])
-        feeds = dict(zip(graph_inputs, inputs))
-        shapes = {n: list(np.shape(v)) for n, v in feeds.items()}
-        ctx = make_context()
-        module = import_model(model, ctx, shapes)
-        PassPipeline((OnnxCanonicalizePass(),), lambda *a: None).apply(ctx, module)
-        with np.errstate(all="ignore"):
-            got = evaluate(module, ctx, feeds)
+        return case.model, inputs, outputs
+    model = onnx.load(os.path.join(case.model_dir, "model.onnx"))
+    data = sorted(glob.glob(os.path.join(case.model_dir, "test_data_set_*")))[0]
+
+    def read(prefix: str) -> list[np.ndarray]:
+        files = sorted(glob.glob(os.path.join(data, f"{prefix}_*.pb")), key=lambda f: int(f.rsplit("_", 1)[1][:-3]))
+        out = []
+        for f in files:
+            t = onnx.TensorProto()
+            with open(f, "rb") as fh:
+                t.ParseFromString(fh.read())
+            out.append(_array(t))
+        return out
+
+    return model, read("input"), read("output")
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[str]:
+    inits = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits]
+
+
+def bind_parameters(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[onnx.ModelProto, dict]:
+    """`model` with the graph inputs used only at `PARAMETERS` positions turned into
+    initializers holding their values in `feeds`; the remaining feeds."""
+    uses: dict[str, list[bool]] = defaultdict(list)
+    for node in model.graph.node:
+        params = PARAMETERS.get(node.op_type, set()) if node.domain in ("", "ai.onnx") else set()
+        for i, name in enumerate(node.input):
+            uses[name].append(i in params)
+    outputs = {o.name for o in model.graph.output}
+    bound = {n for n in feeds if uses.get(n) and all(uses[n]) and n not in outputs}
+    if not bound:
+        return model, feeds
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    keep = [i for i in model.graph.input if i.name not in bound]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    model.graph.initializer.extend(onnx.numpy_helper.from_array(np.asarray(feeds[n]), n) for n in sorted(bound))
+    return model, {n: v for n, v in feeds.items() if n not in bound}
+
+
+def _evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    shapes = {n: list(np.shape(v)) for n, v in feeds.items()}
+    ctx = make_context()
+    module = import_model(model, ctx, shapes)
+    PassPipeline((OnnxCanonicalizePass(),), lambda *a: None).apply(ctx, module)
+    with np.errstate(all="ignore"):
+        return list(evaluate(module, ctx, feeds).values())
+
+
+def _simulate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    from spaq.backends.sparrow.emitter import assemble
+    from spaq.backends.sparrow.simulator import simulate
+    from spaq.compiler.pipeline import passes
+    from spaq.compiler.weights import weights_of
+    from spaq.passes.tile_layers import target_of
+
+    model, feeds = bind_parameters(model, feeds)
+    shapes = {n: list(np.shape(v)) for n, v in feeds.items()}
+    ctx = make_context()
+    module = import_model(model, ctx, shapes)
+    with np.errstate(all="ignore"):
+        PassPipeline(tuple(passes(SIM_TARGET)), lambda *a: None).apply(ctx, module)
+        program, image = assemble(module, weights_of(ctx))
+        got = simulate(program, image, target_of(SIM_TARGET), feeds).outputs
+    return [got[o.name] for o in model.graph.output]
+
+
+def run_case(case, path: str = "evaluator") -> CaseResult:
+    """One case through one path (`PATHS`)."""
+    try:
+        model, inputs, outputs = _load(case)
+    except Exception as e:
+        return CaseResult(case.name, (), "unsupported", f"cannot load the case: {e}"[:160], case.kind)
+    ops = tuple(sorted({n.op_type for n in model.graph.node}))
+    try:
+        feeds = dict(zip(_graph_inputs(model), inputs))
+        got = (_evaluate if path == "evaluator" else _simulate)(model, feeds)
     except Exception as e:  # a case spaq cannot run: say why, in one line
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return CaseResult(case.name, ops, "unsupported", text[:160])
-    for (name, value), want in zip(got.items(), outputs):
+        return CaseResult(case.name, ops, "unsupported", text[:160], case.kind)
+    names = [o.name for o in model.graph.output]
+    for name, value, want in zip(names, got, outputs):
         problem = _compare(np.asarray(value), np.asarray(want))
         if problem:
-            return CaseResult(case.name, ops, "failed", f"{name}: {problem}")
-    return CaseResult(case.name, ops, "passed")
+            return CaseResult(case.name, ops, "failed", f"{name}: {problem}", case.kind)
+    return CaseResult(case.name, ops, "passed", "", case.kind)
 
 
-def run_cases(cases: Iterable) -> list[CaseResult]:
-    return [run_case(c) for c in cases]
+def run_cases(cases: Iterable, path: str = "evaluator") -> list[CaseResult]:
+    return [run_case(c, path) for c in cases]
 
 
-def markdown_table(results: list[CaseResult], supported: set[str]) -> str:
-    """Per-op table plus the headline: pass rate over cases whose ops are all supported."""
-    by_op: dict[str, list[CaseResult]] = defaultdict(list)
-    for r in results:
+def headline(results: list[CaseResult], supported: set[str]) -> tuple[int, int]:
+    """(passed, in scope): cases whose operators are all supported."""
+    in_scope = [r for r in results if r.ops and set(r.ops) <= supported]
+    return sum(r.status == "passed" for r in in_scope), len(in_scope)
+
+
+def _rate(passed: int, total: int) -> str:
+    return f"{passed}/{total} ({passed / max(total, 1):.1%})"
+
+
+def markdown_table(results: dict[str, list[CaseResult]] | list[CaseResult], supported: set[str]) -> str:
+    """Headline per path (pass rate over the cases whose ops are all supported, and over
+    both paths at once), then one row per operator: per path passed / failed / unsupported
+    and the first problem."""
+    if isinstance(results, list):
+        results = {"evaluator": results}
+    paths = list(results)
+    lines = []
+    for path in paths:
+        p, n = headline(results[path], supported)
+        everything = results[path]
+        lines.append(f"- **{path}**: cases whose operators are all supported: {_rate(p, n)} passed. "
+                     f"All cases: {sum(r.status == 'passed' for r in everything)} of {len(everything)} passed.")
+    if len(paths) > 1:
+        first = results[paths[0]]
+        both = [all(results[q][i].status == "passed" for q in paths) for i in range(len(first))]
+        scope = [i for i, r in enumerate(first) if r.ops and set(r.ops) <= supported]
+        lines.append(f"- **all paths**: {_rate(sum(both[i] for i in scope), len(scope))} of the in-scope cases "
+                     f"pass on every path.")
+    header = ["op", "supported"]
+    for path in paths:
+        header += [f"{path} passed", "failed", "unsupported"]
+    header += [f"first problem ({path})" for path in paths]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    by_op: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(results[paths[0]]):
         for op in r.ops:
-            by_op[op].append(r)
-    in_scope = [r for r in results if set(r.ops) <= supported]
-    passed = sum(r.status == "passed" for r in in_scope)
-    lines = [
-        f"Cases whose operators are all supported: {len(in_scope)}; passed {passed} "
-        f"({passed / max(len(in_scope), 1):.1%}). All cases: {len(results)}, passed "
-        f"{sum(r.status == 'passed' for r in results)}.",
-        "",
-        "| op | supported | passed | failed | unsupported | first problem |",
-        "|---|---|---|---|---|---|",
-    ]
+            by_op[op].append(i)
     for op in sorted(by_op):
-        rs = by_op[op]
-        counts = {s: sum(r.status == s for r in rs) for s in ("passed", "failed", "unsupported")}
-        problem = next((f"{r.name}: {r.detail}" for r in rs if r.status != "passed"), "")
-        lines.append(f"| {op} | {'yes' if op in supported else 'no'} | {counts['passed']} | {counts['failed']} | "
-                     f"{counts['unsupported']} | {problem.replace('|', '/')} |")
+        idx = by_op[op]
+        row = [op, "yes" if op in supported else "no"]
+        problems = []
+        for path in paths:
+            rs = [results[path][i] for i in idx]
+            row += [str(sum(r.status == s for r in rs)) for s in ("passed", "failed", "unsupported")]
+            problems.append(next((f"{r.name}: {r.detail}" for r in rs if r.status != "passed"), "")
+                            .replace("|", "/"))
+        lines.append("| " + " | ".join(row + problems) + " |")
     return "\n".join(lines) + "\n"
