@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 from onnx import numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 from xdsl.context import Context
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -35,23 +36,32 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from spaq.compiler.errors import SpaqError
+from spaq.compiler.mapped_weights import LARGE, load_mapped
 from spaq.compiler.types import UnsupportedType, element_type_from_onnx
 from spaq.compiler.weights import weights_of
 from spaq.dialects import onnx as onnx_d
 
 
-def load_model(path: str | Path) -> onnx.ModelProto:
+def load_model(path: str | Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The model without its large initializers, and those as arrays over the mapped file
+    (`mapped_weights`): the weights are read once, when a pass or the emitter needs them."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise SpaqError(f"{path}: no such file")
     try:
-        return onnx.load(str(path))
-    except Exception as e:  # onnx raises DecodeError and friends
+        model, weights = load_mapped(path)
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+            load_external_data_for_model(model, str(path.parent))  # the formats numpy cannot view
+    except SpaqError:
+        raise
+    except Exception as e:  # a file protobuf cannot parse, a bad external reference
         raise SpaqError(f"{path}: not an ONNX model ({type(e).__name__})") from None
+    return model, weights
 
 
 def import_onnx(path: str | Path, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
-    return _import_owned(load_model(path), ctx, shapes)
+    model, weights = load_model(path)
+    return _import_stripped(model, weights, ctx, shapes)
 
 
 def import_onnx_bytes(data: bytes, ctx: Context, shapes: dict[str, list[int]] | None = None) -> ModuleOp:
@@ -111,14 +121,10 @@ def import_model(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[in
     return _import_owned(onnx.ModelProto.FromString(model.SerializeToString()), ctx, shapes)
 
 
-LARGE = 1024
-"""Initializers of at least this many elements leave the protobuf before any ONNX tool
-copies the model: they are read once into numpy and go straight to the WeightStore."""
-
-
 def _take_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Move the large initializers out of `model` (they become typed graph inputs, so
-    shape inference still knows them), freeing each protobuf tensor as it is read."""
+    """Move the large initializers (>= LARGE elements) out of a model already in memory
+    before any ONNX tool copies it (they become typed graph inputs, so shape inference
+    still knows them), freeing each protobuf tensor as it is read."""
     taken: dict[str, np.ndarray] = {}
     keep = []
     for tensor in model.graph.initializer:
@@ -134,7 +140,11 @@ def _take_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 
 def _import_owned(model: onnx.ModelProto, ctx: Context, shapes: dict[str, list[int]] | None) -> ModuleOp:
-    weights = _take_weights(model)
+    return _import_stripped(model, _take_weights(model), ctx, shapes)
+
+
+def _import_stripped(model: onnx.ModelProto, weights: dict[str, np.ndarray], ctx: Context,
+                     shapes: dict[str, list[int]] | None) -> ModuleOp:
     model = canonical_opset(_fix_input_shapes(model, shapes or {}, set(weights)))
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)

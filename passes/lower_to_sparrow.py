@@ -99,7 +99,7 @@ class _Program:
             self.top = addr + size
         self.segments.append(seg)
         if data is not None:
-            self.store.set(sym, np.ascontiguousarray(data).reshape(shape))
+            self.store.set(sym, np.asarray(data).reshape(shape))  # views stay views until emission
         return addr
 
     def release(self, addr: int, nbytes: int) -> None:

@@ -62,8 +62,9 @@ def weight_name(value: SSAValue) -> str:
 
 
 def new_initializer(store: WeightStore, base: str, suffix: str, array: np.ndarray) -> InitializerOp:
-    """An Initializer for a derived weight stored under a fresh name `base.suffix`."""
-    array = np.ascontiguousarray(array)
+    """An Initializer for a derived weight stored under a fresh name `base.suffix` (a view,
+    such as a transpose, stays a view: the emitter lays it out once, in the image)."""
+    array = np.asarray(array)
     return InitializerOp(store.derive(base, suffix, array), type_of_array(array))
 
 
@@ -158,8 +159,7 @@ class MatMulToGemm(RewritePattern):
             c = constant_of(self.store, other)
             if c is not None and c.size == n and user.results[0].type == y_type:
                 bias, add = c.reshape(n), user
-        new_ops: list[Operation] = [new_initializer(self.store, weight_name(op.operands[1]), "nk",
-                                                    np.ascontiguousarray(b.T))]
+        new_ops: list[Operation] = [new_initializer(self.store, weight_name(op.operands[1]), "nk", b.T)]
         operands = [new_ops[0].results[0]]
         if bias is not None:
             new_ops.append(new_initializer(self.store, weight_name(other) if isinstance(other.owner, InitializerOp)

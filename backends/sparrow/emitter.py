@@ -21,6 +21,7 @@ from xdsl.utils.target import Target
 
 from spaq.backends.sparrow.image import MemoryImage, Symbol
 from spaq.backends.sparrow.isa import Instruction, encode_program, format_instruction
+from spaq.compiler.mapped_weights import release_pages
 from spaq.compiler.weights import WeightStore
 from spaq.dialects.sparrow import SegmentOp, SparrowInstruction
 
@@ -43,7 +44,7 @@ def assemble(module: ModuleOp, store: WeightStore) -> tuple[list[Instruction], M
     image = MemoryImage(size, symbols, np.zeros(size, np.uint8), layers)
     for name, s in symbols.items():
         if s.kind in ("values", "metadata", "scales"):
-            image.write(name, store[name])
+            image.write(name, store[name], after_block=release_pages)  # mapped pages leave as they land
     return program, image
 
 

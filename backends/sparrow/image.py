@@ -13,6 +13,7 @@ Arrays are stored packed (packing.py): each row of the last axis starts on a byt
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from spaq.backends.sparrow.isa import DType
 from spaq.backends.sparrow.packing import from_bytes, packed_nbytes, to_bytes
 
 KINDS = ("input", "output", "activation", "values", "metadata", "scales")
+WRITE_BLOCK = 1 << 20  # bytes of source rows packed at a time
 
 
 @dataclass(frozen=True)
@@ -94,17 +96,27 @@ class MemoryImage:
         except KeyError:
             raise KeyError(f"no symbol '{name}' in the memory image") from None
 
-    def write(self, name: str, array: np.ndarray) -> None:
-        """Pack `array` (of the symbol's shape) into the symbol's bytes."""
+    def write(self, name: str, array: np.ndarray,
+              after_block: Callable[[np.ndarray], None] | None = None) -> None:
+        """Pack `array` (of the symbol's shape) into the symbol's bytes, a block of rows of
+        about WRITE_BLOCK bytes at a time (a large weight is never copied whole);
+        `after_block(rows)` sees each block of source rows once it is packed."""
         s = self._symbol(name)
         array = np.asarray(array)
         if array.shape != s.shape:
             raise ValueError(f"symbol '{name}' has shape {s.shape}, got an array of shape {array.shape}")
-        try:
-            packed = to_bytes(array, s.dtype)
-        except ValueError as e:
-            raise ValueError(f"symbol '{name}': {e}") from None
-        self.data[s.addr : s.end] = packed.ravel()
+        row = s.shape[-1] if s.shape else 1
+        rows = array.reshape(-1, row)
+        dst = self.data[s.addr : s.end].reshape(len(rows), s.dtype.nbytes(row))
+        step = max(1, WRITE_BLOCK // max(rows.itemsize * row, 1))
+        for r0 in range(0, len(rows), step):
+            block = rows[r0 : r0 + step]
+            try:
+                dst[r0 : r0 + step] = to_bytes(block, s.dtype)
+            except ValueError as e:
+                raise ValueError(f"symbol '{name}': {e}") from None
+            if after_block is not None:
+                after_block(block)
 
     def read(self, name: str) -> np.ndarray:
         """The symbol's array (value types as in packing.from_bytes)."""
