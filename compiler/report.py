@@ -1,6 +1,7 @@
 """Per-layer cost reports: the analytical model's prediction beside the simulator's counts.
 
-    rows = layer_report(program, image, target, stats)   # stats from simulate(), or None
+    rows = layer_report(program, image, target, stats, estimates)
+    # stats from simulate() (or None); estimates from passes.layer_estimate (or None)
 
 Each row: cycles, array utilisation, executed vs dense-equivalent MACs, DRAM bytes split
 into values / metadata / scales, SRAM bytes, energy, and whether the layer is compute- or
@@ -8,6 +9,11 @@ memory-bound on this target (which of its GEMM or DMA cycles dominate). A layer'
 its instructions' cycles summed (the time they keep their queues busy); the total's are the
 program's time with the load / compute / store queues overlapped (`cost.program_timing`),
 beside the serial sum (`serial_cycles`) and each queue's busy cycles (`busy`).
+
+Three views of one layer: the cost model over its emitted instructions (the main columns),
+the planner's estimator from the layer's shapes alone (`est_cycles`, `est_dram_bytes`; GEMM
+and conv layers, computed before lowering by `compile_model`), and the simulator's counters
+(`sim_cycles`, `sim_dram_bytes`). `ESTIMATE_COLUMNS` prints the last two side by side.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ COMPUTE = GEMM_FAMILY
 
 
 def _row(name: str, model: Cost, program: list[Instruction], target: Target,
-         counted: Cost | None) -> dict:
+         counted: Cost | None, estimated: Cost | None = None) -> dict:
     dma = sum(instruction_cost(i, target).cycles for i in program if i.mnemonic in DMA)
     mac = sum(instruction_cost(i, target).cycles for i in program if i.mnemonic in COMPUTE)
     kpc = target.array.k_per_cycle  # peak: the fastest GEMM mode the layer uses (else the machine's)
@@ -47,17 +53,25 @@ def _row(name: str, model: Cost, program: list[Instruction], target: Target,
     if counted is not None:
         row["sim_cycles"] = counted.cycles
         row["sim_dram_bytes"] = counted.dram_bytes
+    if estimated is not None:
+        row["est_cycles"] = estimated.cycles
+        row["est_dram_bytes"] = estimated.dram_bytes
     return row
 
 
 def layer_report(program: list[Instruction], image: MemoryImage, target: Target,
-                 stats: SimStats | None = None) -> list[dict]:
-    rows = []
+                 stats: SimStats | None = None, estimates: dict[str, Cost] | None = None) -> list[dict]:
+    """One row per layer (its instruction ranges gathered: a fused tail's instructions sit
+    between its GEMM's), then the program's total."""
+    spans: dict[str, list[tuple[int, int]]] = {}
     for layer in image.layers:
-        first, last = layer["first"], layer["last"]
-        part = program[first : last + 1]
+        spans.setdefault(layer["name"], []).append((layer["first"], layer["last"]))
+    rows = []
+    for name, ranges in spans.items():
+        part = [ins for first, last in ranges for ins in program[first : last + 1]]
         model = sum((instruction_cost(i, target) for i in part), Cost())
-        rows.append(_row(layer["name"], model, part, target, stats.span(first, last) if stats else None))
+        counted = sum((stats.span(first, last) for first, last in ranges), Cost()) if stats else None
+        rows.append(_row(name, model, part, target, counted, (estimates or {}).get(name)))
     model = sum((instruction_cost(i, target) for i in program), Cost())
     timing = program_timing(program, target)
     total = _row("total", replace(model, cycles=timing.cycles), program, target, stats.total if stats else None)
@@ -72,8 +86,15 @@ COLUMNS = [("layer", "{}"), ("cycles", "{:,}"), ("utilisation", "{:.1%}"), ("mac
            ("dram_scales", "{:,}"), ("energy_pj", "{:,.0f}"), ("bound", "{}")]
 
 
+ESTIMATE_COLUMNS = [("layer", "{}"), ("est_cycles", "{:,}"), ("sim_cycles", "{:,}"), ("est_dram_bytes", "{:,}"),
+                    ("sim_dram_bytes", "{:,}")]
+"""The estimator beside the simulator (rows of GEMM and conv layers)."""
+
+
 def format_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -> str:
-    cells = [[h for h, _ in columns]] + [[f.format(r[h]) for h, f in columns] for r in rows]
+    """Aligned text table; a value a row lacks prints as '-'."""
+    cells = [[h for h, _ in columns]] + [[f.format(r[h]) if r.get(h) is not None else "-" for h, f in columns]
+                                         for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in cells]

@@ -36,13 +36,14 @@ def _compile(args: argparse.Namespace) -> None:
 
     out = Path(args.output)
     c = compile_model(args.model, args.target, args.sparsity, args.precision, args.calibration or "",
-                      parse_shapes(args.shape), args.skip)
-    rows = layer_report(c.program, c.image, c.target)
+                      parse_shapes(args.shape), args.skip, density=args.density, askip=args.askip)
+    rows = layer_report(c.program, c.image, c.target, estimates=c.estimates)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         staging = Path(tmp) / "out"
         write_program(staging, c.program, c.image)
         report = {"model": str(args.model), "target": c.target.name, "sparsity": args.sparsity,
-                  "precision": args.precision, "instructions": len(c.program), "layers": rows}
+                  "precision": args.precision, "instructions": len(c.program), "layers": rows,
+                  "estimates": {name: cost.to_dict() for name, cost in c.estimates.items()}}
         (staging / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         if args.emit == "mlir":
             with open(staging / "program.mlir", "w") as f:
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> None:
     from spaq.backends.sparrow.image import MemoryImage
     from spaq.backends.sparrow.simulator import simulate
     from spaq.backends.sparrow.target import load_target
-    from spaq.compiler.report import format_table, layer_report
+    from spaq.compiler.report import ESTIMATE_COLUMNS, format_table, layer_report
 
     d = Path(args.program_dir)
     for f in ("program.bin", "image.bin", "layout.json", "report.json"):
@@ -98,14 +99,26 @@ def _run(args: argparse.Namespace) -> None:
     if missing:
         raise SpaqError(f"missing --input for {', '.join(sorted(missing))}")
     result = simulate((d / "program.bin").read_bytes(), image, target, inputs)
+    estimates = _estimates(report) if target.name == report["target"] else None
     out = Path(args.output) if args.output else d / "outputs.npz"
     np.savez(out, **result.outputs)
     stats = {"target": target.name, "total": result.stats.total.to_dict(),
-             "layers": layer_report(_program(d), image, target, result.stats)}
+             "layers": layer_report(_program(d), image, target, result.stats, estimates)}
     (out.parent / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
     print(f"spaq: simulated {d}/ on {target.name}; outputs -> {out}")
     print(format_table(stats["layers"]))
     print(_queues_line(stats["layers"][-1]))
+    if estimates:
+        print("the planner's estimate (from the layers' shapes, before lowering) beside the simulator's counters:")
+        print(format_table([r for r in stats["layers"] if "est_cycles" in r], ESTIMATE_COLUMNS))
+
+
+def _estimates(report: dict) -> dict:
+    """The compile-time estimates of report.json as Costs."""
+    from spaq.backends.sparrow.cost import Cost
+
+    return {name: Cost(**{k: v for k, v in cost.items() if k != "dram_bytes"})
+            for name, cost in report.get("estimates", {}).items()}
 
 
 def _program(d: Path):
@@ -163,9 +176,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("--target", default="edge", help="target name or .toml path (see 'spaq targets')")
     c.add_argument("-o", "--output", default="out", help="output directory")
-    c.add_argument("--sparsity", default="none", help="N:M sparsity for every layer, e.g. 2:4 (default none)")
-    c.add_argument("--precision", default="fp32", choices=["fp32", "int8", "int8-dynamic"],
-                   help="int8: static per-tensor activations (needs --calibration); int8-dynamic: per-token")
+    c.add_argument("--sparsity", default="none",
+                   help="none (default), N:M (e.g. 2:4), block-RxC (e.g. block-4x4), unstructured-bitmask or "
+                        "unstructured-csr, for every layer")
+    c.add_argument("--density", default="0.5",
+                   help="fraction of weights (blocks) block and unstructured pruning keeps (default 0.5)")
+    c.add_argument("--precision", default="fp32",
+                   help="fp32 (default), fp16, bf16, fp8-e4m3, fp8-e5m2, int8, int4, int2, ternary, binary, "
+                        "codebook[-K] (these with static int8 activations: need --calibration) or int8-dynamic "
+                        "(per-token activations)")
+    c.add_argument("--askip", default="none", help="relu: skip zero activations in layers fed by a ReLU "
+                                                   "(where the target detects them); none (default)")
     c.add_argument("--calibration", help=".npz of sample inputs for int8 calibration")
     c.add_argument("--shape", action="append", default=[], metavar="NAME=D0xD1...")
     c.add_argument("--skip", default="", help="comma-separated layers to leave uncompressed")

@@ -582,6 +582,12 @@ class _Lowering:
             self.transfer("load", Buffer.ACT, sram["buf"], src, e0, e1)
             self.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e1)
 
+    def _move(self, layer: Layer) -> None:
+        """Concat, Split, Pad, Tile, ...: DMA pieces or element GATHERs (sparrow_moves.py)."""
+        from spaq.passes.sparrow_moves import lower_move
+
+        lower_move(self, layer)
+
     def _quantize(self, layer: Layer) -> None:
         sram = layer.sram()
         scale = np.asarray(layer.head.scale.get_values(), np.float32)
@@ -758,15 +764,24 @@ class LowerToSparrowPass(ModulePass):
         ret = func.body.block.last_op
         assert isinstance(ret, ReturnOp)
         layers, plan = analyze(func, store)
-        for v in ret.operands:
-            if v not in plan.views or plan.views[v].root is not v:
-                raise SpaqError(f"output '{out_names[list(ret.operands).index(v)]}' is not computed on Sparrow")
-        lowering = _Lowering(store, program, dict(zip(ret.operands, out_names)), plan)
+        written: dict[SSAValue, str] = {}  # outputs a layer writes into their own segment
+        copies: list[tuple[SSAValue, str]] = []  # inputs, constants, views, repeats: copied at the end
+        for v, name in zip(ret.operands, out_names):
+            if v in plan.views and plan.views[v].root is v and v not in func.args and v not in written:
+                written[v] = name
+            else:
+                copies.append((v, name))
+        lowering = _Lowering(store, program, written, plan)
         for arg, name in zip(func.args, in_names):
             lowering.activation(arg, name, "input")
         for layer in layers:
             _check_support(layer, target)
         lowering.lower_all(layers)
+        if copies:
+            from spaq.passes.sparrow_moves import copy_out
+
+            for v, name in copies:
+                copy_out(lowering, v, name, target.capacity(Buffer.ACT))
         program.layer = ""
         program.emit("halt")
         body: list[Operation] = [*program.segments, *program.instructions, ReturnOp()]

@@ -101,6 +101,8 @@ class Layer:
         """Every result the layer writes to DRAM."""
         if self.region is not None:
             return list(self.region.outputs)
+        if self.kind == "move":
+            return list(self.head.results)
         return [self.output] + [s.output for s in self.siblings]
 
     # ---- types and geometry
@@ -205,7 +207,7 @@ def _is(op, *names: str) -> bool:
 
 
 COMPUTE = ("onnx.Conv", "onnx.Gemm", "quant.conv", "quant.gemm")
-TILED = ("conv", "gemm", "matmul", "gather", "vector", "view")
+TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move")
 """Layer kinds tile-layers chooses tiles for (views only when they copy)."""
 
 
@@ -352,6 +354,10 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         return Layer("maxpool", name, op, op.operands[0], op.results[0], [op])
     if is_view_op(op):
         return Layer("view", name, op, op.operands[0], op.results[0], [op])
+    from spaq.passes.sparrow_moves import is_move_op
+
+    if is_move_op(op):  # Concat, Split, Pad, Tile, ...: a selection of elements (sparrow_moves.py)
+        return Layer("move", name, op, op.operands[0], op.results[0], [op])
     if _is(op, "Gather") and is_constant(op.operands[0]) and not is_constant(op.operands[1]):
         if op.attr("axis", 0) not in (0, -len(shape_of(op.operands[0]))):
             raise SpaqError(f"layer '{name}': Gather of a table runs on Sparrow along axis 0 only")
@@ -928,6 +934,11 @@ class DramPlan:
             view = self._through(layer.head, src, store)
             if view is None and layer.output not in outputs and self._place_back(layer, producer, live, store):
                 continue
+            if view is None and not _is(layer.head, "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast"):
+                layer.kind = "move"  # a selection no strides describe: sparrow_moves.py copies it
+                producer[layer.output] = layer
+                self.views[layer.output] = View.whole(layer.output)
+                continue
             layer.copy = view is None or layer.output in outputs
             if layer.copy:
                 self.source[layer.output] = view if view is not None else self._order_preserving(layer, src)
@@ -1094,6 +1105,10 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return region_needs(plan_region(layer.region, store), tiles["rows"])
     if layer.kind == "view":
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
+    if layer.kind == "move":
+        from spaq.passes.sparrow_moves import move_needs
+
+        return move_needs(layer, tiles)
     count = prod(layer.in_type.get_shape()) // layer.batch
     out_count = prod(layer.out_type.get_shape()) // layer.batch
     need = {"in": (Buffer.ACT, ab.nbytes(count)), "out": (Buffer.ACT, ob.nbytes(out_count))}

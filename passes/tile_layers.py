@@ -102,6 +102,10 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
         return _largest(layer, "rows", layer.region.rows, caps, store)
     if layer.kind == "view":
         return _largest(layer, "elems", prod(shape_of(layer.output)), caps, store, limit=1 << 40)
+    if layer.kind == "move":
+        from spaq.passes.sparrow_moves import move_elements
+
+        return _largest(layer, "elems", max(move_elements(layer), 1), caps, store, limit=1 << 40)
     m, k, n = layer.mkn
     cols = target.array.cols
     n_options = sorted({n, *range(cols, n, cols)}, reverse=True)

@@ -16,7 +16,7 @@ simulator counts the MACs the data lets it skip and prices its cycles with them
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from spaq.backends.sparrow import vector
 from spaq.backends.sparrow.core import window_output
@@ -47,7 +47,10 @@ class Cost:
     energy_pj: float = 0.0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(*(a + b for a, b in zip(astuple(self), astuple(other))))
+        return Cost(*(getattr(self, n) + getattr(other, n) for n in _COST_FIELDS))
+
+    def __mul__(self, times: int) -> Cost:
+        return Cost(*(getattr(self, n) * times for n in _COST_FIELDS))
 
     @property
     def dram_bytes(self) -> int:
@@ -56,6 +59,8 @@ class Cost:
     def to_dict(self) -> dict[str, int | float]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"dram_bytes": self.dram_bytes}
 
+
+_COST_FIELDS = tuple(f.name for f in fields(Cost))
 
 INT_MODES = ("i8", "i4", "i2", "ternary", "binary")
 """MAC modes that accumulate in int32 (the float modes accumulate in f32)."""

@@ -106,6 +106,8 @@ class MemoryImage:
         if array.shape != s.shape:
             raise ValueError(f"symbol '{name}' has shape {s.shape}, got an array of shape {array.shape}")
         row = s.shape[-1] if s.shape else 1
+        if array.size == 0:
+            return  # an empty tensor has no bytes
         rows = array.reshape(-1, row)
         dst = self.data[s.addr : s.end].reshape(len(rows), s.dtype.nbytes(row))
         step = max(1, WRITE_BLOCK // max(rows.itemsize * row, 1))

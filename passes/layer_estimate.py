@@ -1,0 +1,186 @@
+"""The planner's analytical estimator: what a GEMM or conv layer costs on a target, from its
+shapes, tiles and compression decision alone — no lowering, no weight packing, no simulation.
+
+    costs = estimate_layers(layers, target)   # layer name -> Cost, for the kinds it models
+
+The layer (from `sparrow_layers.analyze`, after tile-layers) is priced as the instructions
+lower-to-sparrow emits for it (`_gemm`, `_gemm_dynamic`, `_conv`): each distinct instruction
+shape once (`cost.instruction_cost`), times how often the tile loops repeat it — edge tiles
+included, so the DRAM bytes it predicts are the bytes the simulator counts, exactly. Its
+cycles are the instructions' cycles summed, as the report's per-layer cycles are; under
+activation skipping (`askip`) the simulator counts fewer MACs than predicted. A fused tail
+(a vector layer on the GEMM's result tile) is its own layer and not priced here.
+
+For the MiniLM W8A8 query projection (m=128, k=384, n=384, tiles n=128):
+
+    VQUANT 1x, per N tile (3x): LOAD WGT 128x384 i8, GEMM, LOAD PARAM, EPILOGUE, 2 VBIN, STORE
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from weakref import ref
+
+from spaq.backends.sparrow import packing
+from spaq.backends.sparrow.cost import Cost, instruction_cost
+from spaq.backends.sparrow.isa import BY_MNEMONIC, BinaryOp, Bcast, Buffer, DType, EpilogueMode, Instruction
+from spaq.backends.sparrow.target import Target
+from spaq.passes.sparrow_layers import Layer, dram_dtype, element_type, meta_pitch, weight_columns
+
+
+def _sizes(total: int, tile: int) -> list[tuple[int, int]]:
+    """(tile size, how many) of the tiles covering `total`: the full ones and the edge."""
+    full, rest = divmod(total, tile)
+    return [(s, c) for s, c in ((tile, full), (rest, 1)) if s and c]
+
+
+class _Tally:
+    """Instructions counted by shape; priced once per shape. `of(layer)` is the tally of a
+    layer whose instructions the lowering emits inside this one's (a sibling GEMM)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counts: Counter = Counter()
+        self.others: dict[str, _Tally] = {}
+
+    def of(self, layer: Layer) -> _Tally:
+        if layer.name == self.name:
+            return self
+        return self.others.setdefault(layer.name, _Tally(layer.name))
+
+    def add(self, count: int, mnemonic: str, **fields: int) -> None:
+        if count:
+            self.counts[(mnemonic, tuple(sorted((k, int(v)) for k, v in fields.items())))] += count
+
+    def dma(self, count: int, mnemonic: str, buf: Buffer, dtype: DType, rows: int, cols: int) -> None:
+        self.add(count, mnemonic, buf=buf, dtype=dtype, rows=rows, cols=cols, rstride=cols, cstride=1)
+
+    def cost(self, target: Target) -> Cost:
+        prices = _prices(target)
+        total = Cost()
+        for key, n in self.counts.items():
+            if key not in prices:
+                mnemonic, given = key
+                spec = BY_MNEMONIC[mnemonic]  # addresses do not change a cost: zero
+                values = {f.name: 0 if f.default is None else f.default for f in spec.fields} | dict(given)
+                prices[key] = instruction_cost(Instruction.make(mnemonic, **values), target)
+            total = total + prices[key] * n
+        return total
+
+
+_PRICES: dict[int, tuple[ref, dict]] = {}
+
+
+def _prices(target: Target) -> dict:
+    """instruction shape -> its Cost on `target`, kept while the target lives (a planner
+    prices the same shapes over and over; targets are not hashable, hence the id)."""
+    held = _PRICES.get(id(target))
+    if held is None or held[0]() is not target:
+        held = _PRICES[id(target)] = (ref(target), {})
+    return held[1]
+
+
+def param_blocks(layer: Layer) -> list[tuple[DType, int]]:
+    """The per-channel parameter blocks a GEMM layer loads per N tile, as (dtype, rows)."""
+    if layer.dynamic is not None:
+        return [(DType.F32, 1 + (layer.bias is not None))]
+    if layer.mode == EpilogueMode.FLOAT:
+        return [(DType.F32, 1)]
+    if layer.mode == EpilogueMode.REQUANT:
+        return [(DType.I32, 3)]
+    return [(DType.I32, 1), (DType.F32, 1)]
+
+
+def _gemm_tile(t: _Tally, layer: Layer, count: int, m: int, k: int, n: int, accumulate: bool) -> None:
+    """LOAD WGT (+ LOAD META) and the GEMM of one tile, `count` times."""
+    wd = layer.wdtype
+    t.dma(count, "load", Buffer.WGT, wd, n, weight_columns(layer, k))
+    fields_ = dict(adtype=layer.adtype, wdtype=wd, m=m, k=k, n=n, accumulate=int(accumulate))
+    if layer.nm is None:
+        t.add(count, "gemm", **fields_)
+        return
+    t.dma(count, "load", Buffer.META, packing.nm_index_dtype(layer.nm[1]), n, meta_pitch(layer, k))
+    t.add(count, "spgemm", **fields_, nm_n=layer.nm[0], nm_m=layer.nm[1])
+
+
+def _finish(t: _Tally, layer: Layer, count: int, m: int, n: int) -> None:
+    """Per output tile: the parameter loads, the epilogue and the store (unless a tail takes it)."""
+    for dtype, rows in param_blocks(layer):
+        t.dma(count, "load", Buffer.PARAM, dtype, rows, n)
+    if layer.dynamic is not None:
+        t.add(count, "epilogue", mode=EpilogueMode.DEQUANT, odtype=DType.F32, bias=0, rows=m, cols=n)
+        t.add(count, "vbin", op=BinaryOp.MUL, bcast=Bcast.COL, rows=m, cols=n)
+        if layer.bias is not None:
+            t.add(count, "vbin", op=BinaryOp.ADD, bcast=Bcast.ROW, buf1=Buffer.PARAM, rows=m, cols=n)
+        if layer.relu:
+            t.add(count, "vbin", op=BinaryOp.MAX, bcast=Bcast.IMM, rows=m, cols=n)
+    else:
+        t.add(count, "epilogue", mode=layer.mode, odtype=layer.odtype, bias=1, relu=int(layer.relu), rows=m, cols=n)
+    if layer.tail is None:
+        t.dma(count, "store", Buffer.ACT, layer.odtype, m, n)
+
+
+def _gemm(t: _Tally, layer: Layer) -> None:
+    tiles = layer.tiles()
+    m, k, n = layer.mkn
+    for mt, cm in _sizes(m, tiles.get("m", m)):
+        for nt, cn in _sizes(n, tiles["n"]):
+            for kt, ck in _sizes(k, tiles["k"]):
+                t.dma(cm * cn * ck, "load", Buffer.ACT, layer.adtype, mt, kt)
+            first = k if k <= tiles["k"] else tiles["k"]  # the k0 = 0 tile starts the sum
+            _gemm_tile(t, layer, cm * cn, mt, first, nt, False)
+            for kt, ck in _sizes(k - first, tiles["k"]):
+                _gemm_tile(t, layer, cm * cn * ck, mt, kt, nt, True)
+            _finish(t, layer, cm * cn, mt, nt)
+
+
+def _gemm_dynamic(t: _Tally, layer: Layer) -> None:
+    """The VQUANT and the head's own tiles; each sibling (sharing the quantized input) is
+    tallied under its own name, as its instructions are tagged."""
+    tiles = layer.tiles()
+    m, k, _ = layer.mkn
+    xd = dram_dtype(element_type(layer.input))
+    for mt, cm in _sizes(m, tiles.get("m", m)):
+        t.dma(cm, "load", Buffer.ACT, xd, mt, k)
+        t.add(cm, "vquant", odtype=layer.adtype, dtype=xd, rows=mt, cols=k)
+        for one in [layer, *layer.siblings]:
+            for nt, cn in _sizes(one.mkn[2], tiles["n"]):
+                _gemm_tile(t.of(one), one, cm * cn, mt, k, nt, False)
+                _finish(t.of(one), one, cm * cn, mt, nt)
+
+
+def _conv(t: _Tally, layer: Layer) -> None:
+    g, tiles = layer.conv, layer.tiles()
+    if g.get("g", 1) != 1:
+        raise NotImplementedError("grouped convolutions")
+    m, k, n = layer.mkn
+    images = layer.batch
+    t.dma(images, "load", Buffer.ACT, layer.adtype, g["h"] * g["w"], g["c"])
+    t.add(images, "im2col", dtype=layer.adtype, **{f: g[f] for f in ("c", "h", "w", "kh", "kw", "sh", "sw", "pt",
+                                                                      "pl", "pb", "pr", "dh", "dw")})
+    for nt, cn in _sizes(n, tiles["n"]):
+        _gemm_tile(t, layer, images * cn, m, k, nt, False)
+        _finish(t, layer, images * cn, m, nt)
+
+
+ESTIMATORS = {"gemm": lambda t, layer: (_gemm_dynamic if layer.dynamic is not None else _gemm)(t, layer),
+              "conv": _conv}
+"""Layer kinds the estimator models: the compressible ones, where the planner's choices are."""
+
+
+def estimate_layers(layers: list[Layer], target: Target) -> dict[str, Cost]:
+    """Predicted cost (instructions' cycles summed) of every modelled layer, by layer name —
+    a per-token GEMM's siblings under their own names."""
+    out: dict[str, Cost] = {}
+    for layer in layers:
+        model = ESTIMATORS.get(layer.kind)
+        if model is None:
+            continue
+        t = _Tally(layer.name)
+        try:
+            model(t, layer)
+        except NotImplementedError:
+            continue
+        for one in (t, *t.others.values()):
+            out[one.name] = one.cost(target)
+    return out

@@ -1,0 +1,315 @@
+"""Data movement on Sparrow: ops whose every result element is one element of an input or a
+fill constant (Concat, Split, Pad, Tile, DepthToSpace, SpaceToDepth, Resize `nearest`, and
+the Slice / Gather / GatherND with constant indices that no DMA strides describe), and
+copies of graph outputs that are inputs, constants or views.
+
+A `move` layer's **selection map** says, for each result element, which source element it is:
+it is computed by running the op's evaluator kernel on the sources' element ids (the same
+trick `DramPlan` uses for views), so the lowering follows the evaluator's semantics by
+construction. The map becomes instructions in one of two ways:
+
+- **DMA pieces** (`plan_pieces`): the result's row-major order is cut into 2-D strided
+  pieces (`rows` x `cols`, rows `rstride` and columns `cstride` source elements apart, both
+  >= 0), each one LOAD into consecutive scratchpad bytes; a Pad's fill is a LOAD of a
+  one-element constant with zero strides. A Concat is one piece per input block, a Pad
+  three per padded row, a nearest 2x upsampling one per output row.
+- **GATHER of elements** (`cols=1`, `rstride=1`), by a constant index segment, where the
+  map is so irregular that pieces would be many (more than one per `GATHER_BELOW` elements):
+  LOAD a chunk of indices, GATHER the elements.
+
+Either way the chunk of `elems` result elements assembled in ACT is STOREd to the result's
+segment. tile-layers picks `elems` (as for a copying view); the buffers are `buf` (the chunk)
+and `idx` (a chunk of indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+from xdsl.ir import Operation, SSAValue
+
+from spaq.backends.sparrow.isa import Buffer, DType
+from spaq.compiler.errors import SpaqError
+from spaq.dialects.onnx import NoValueOp, OnnxOp
+from spaq.passes.compression import is_constant
+from spaq.passes.sparrow_layers import MAX_DIM, View, constant_value, dram_dtype, element_type, shape_of
+
+SHIFT = 40
+"""An element id is (source + 1) << SHIFT | element offset in the source's segment; 0 is the fill."""
+MASK = (1 << SHIFT) - 1
+STRIDE_LIMIT = 1 << 24
+GATHER_BELOW = 8
+"""Use GATHER when the DMA pieces would be more than one per this many elements."""
+
+MOVE_OPS = ("Concat", "Split", "Pad", "Tile", "DepthToSpace", "SpaceToDepth", "Resize")
+SELECTIONS = MOVE_OPS + ("Slice", "Gather", "GatherND", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+                         "Identity", "Expand", "Cast")
+"""Ops a move layer can compute (the last ones as the fallback of views)."""
+
+
+def data_operands(op: Operation) -> list[int]:
+    """The operand positions whose elements the result is made of (the rest are parameters)."""
+    if isinstance(op, OnnxOp) and op.op_type == "Concat":
+        return list(range(len(op.operands)))
+    return [0]
+
+
+def is_move_op(op: Operation) -> bool:
+    """An op lowered as a `move` layer: a selection with constant parameters."""
+    if not isinstance(op, OnnxOp) or op.op_type not in MOVE_OPS:
+        return False
+    data = data_operands(op)
+    if all(is_constant(op.operands[i]) for i in data):
+        return False  # a constant: folded, not moved
+    params = [v for i, v in enumerate(op.operands) if i not in data and not isinstance(v.owner, NoValueOp)]
+    if not all(is_constant(v) for v in params):
+        return False
+    if op.op_type == "Resize" and op.attr("mode", "nearest") != "nearest":
+        return False
+    return True
+
+
+def selection(op: Operation, store, offsets: list[np.ndarray]) -> list[np.ndarray]:
+    """Per result, the id of the source element of every result element: data operand k's
+    element at segment offset o is (k + 1) << SHIFT | o (`offsets[k]`, of the operand's
+    shape); 0 is a Pad's fill value."""
+    from spaq.compiler.evaluator import Evaluation
+
+    data = data_operands(op)
+    args: list = []
+    for i, v in enumerate(op.operands):
+        if isinstance(v.owner, NoValueOp):
+            args.append(None)
+        elif i in data:
+            k = data.index(i)
+            args.append(((k + 1) << SHIFT) + np.asarray(offsets[k], np.int64))
+        else:
+            args.append(constant_value(store, v))
+    if op.op_type == "Pad" and len(args) > 2 and args[2] is not None:
+        args[2] = np.zeros((), np.int64)  # the fill marker
+    results = Evaluation(store).run_op(op, args)
+    out = []
+    for r, ids in zip(op.results, results):
+        ids = np.asarray(ids)
+        if ids.dtype.kind == "f":
+            if not np.array_equal(ids, np.round(ids)):
+                raise SpaqError(f"layer '{_name(op)}': {op.name} does not select elements")
+            ids = ids.astype(np.int64)
+        ids = ids.astype(np.int64).reshape(shape_of(r))
+        src = ids >> SHIFT
+        if ids.size and (src.min() < 0 or src.max() > len(data) or (src.min() == 0 and op.op_type != "Pad")):
+            raise SpaqError(f"layer '{_name(op)}': {op.name} does not select elements")
+        out.append(ids)
+    return out
+
+
+def _name(op: Operation) -> str:
+    from spaq.passes.compression import layer_name
+
+    return layer_name(op)
+
+
+@dataclass(frozen=True)
+class MovePiece:
+    """`rows` x `cols` consecutive result elements, starting at result element `start`, from
+    source `source` (0: the fill, k + 1: data operand k) element offset `offset`."""
+
+    start: int
+    source: int
+    offset: int
+    rows: int
+    cols: int
+    rstride: int
+    cstride: int
+
+
+def _streak(flags: np.ndarray) -> np.ndarray:
+    """streak[i] = how many consecutive flags are true from i on."""
+    n = flags.size
+    idx = np.arange(n)
+    false_at = np.where(~flags, idx, n)
+    nxt = np.minimum.accumulate(false_at[::-1])[::-1]
+    return nxt - idx
+
+
+def plan_pieces(ids: np.ndarray) -> list[MovePiece]:
+    """The result's row-major order as 2-D strided pieces (greedy: the longest run of equal
+    column strides, then as many rows of that run as follow with one row stride)."""
+    flat = ids.reshape(-1)
+    n = flat.size
+    if n == 0:
+        return []
+    src, off = flat >> SHIFT, flat & MASK
+    d = off[1:] - off[:-1]
+    ok = (src[1:] == src[:-1]) & (d >= 0) & (d < STRIDE_LIMIT)
+    same = ok[:-1] & ok[1:] & (d[:-1] == d[1:]) if n > 2 else np.zeros(0, bool)
+    streak = _streak(same) if same.size else np.zeros(0, np.int64)
+    runs: list[tuple[int, int, int, int, int]] = []  # (start, source, offset, length, cstride)
+    i = 0
+    while i < n:
+        if i + 1 < n and ok[i]:
+            length = 2 + (int(streak[i]) if i < streak.size else 0)
+            length = min(length, n - i, MAX_DIM)
+            runs.append((i, int(src[i]), int(off[i]), length, int(d[i])))
+        else:
+            length = 1
+            runs.append((i, int(src[i]), int(off[i]), 1, 1))
+        i += length
+    pieces: list[MovePiece] = []
+    j = 0
+    while j < len(runs):
+        start, s, o, length, cs = runs[j]
+        rows, rs = 1, 0
+        k = j + 1
+        while k < len(runs) and rows < MAX_DIM:
+            s2, o2, l2, c2 = runs[k][1:]
+            if s2 != s or l2 != length or (c2 != cs and length > 1):
+                break
+            step = o2 - runs[k - 1][2]
+            if rows == 1:
+                if step < 0 or step >= STRIDE_LIMIT:
+                    break
+                rs = step
+            elif step != rs:
+                break
+            rows += 1
+            k += 1
+        pieces.append(MovePiece(start, s, o, rows, length, rs if rows > 1 else 0, cs))
+        j = k
+    return pieces
+
+
+def _fits(p: MovePiece) -> bool:
+    return p.rstride < STRIDE_LIMIT and p.cstride < STRIDE_LIMIT
+
+
+def lower_move(lw, layer) -> None:
+    """A move layer's instructions (`lw` is lower-to-sparrow's `_Lowering`)."""
+    from spaq.passes.lower_to_sparrow import Piece, _dma, dma_cut
+
+    op = layer.head
+    sram, step = layer.sram(), layer.tiles()["elems"]
+    data = data_operands(op)
+    views = [lw.view(op.operands[i]) for i in data]
+    dtype = dram_dtype(element_type(op.results[0]))
+    if dtype.bits < 8:
+        raise SpaqError(f"layer '{layer.name}': moving {dtype.name.lower()} elements is not supported")
+    for v in views:
+        if lw.dtype_of(v) != dtype:
+            raise SpaqError(f"layer '{layer.name}': {op.name} between element types is not supported")
+    e = dtype.bits // 8
+    ids = selection(op, lw.store, [v.offsets() for v in views])
+    roots = [lw.addr[v.root] for v in views]
+    fill_addr = None
+    for i, (r, m) in enumerate(zip(op.results, ids)):
+        lw.activation(r, layer.name if i == 0 else f"{layer.name}.{i}")
+        dst = lw.view(r)
+        total = m.size
+        if total == 0:
+            continue
+        if (m == 0).any() and fill_addr is None:
+            fill_addr = _fill(lw, layer, op, dtype)
+        base = [fill_addr if fill_addr is not None else 0] + roots
+        pieces = plan_pieces(m)
+        gather = len(pieces) * GATHER_BELOW > total and len(pieces) > 4
+        if not gather and not all(_fits(p) for p in pieces):
+            gather = True
+        index = _index_segment(lw, layer, m, i) if gather else None
+        for e0 in range(0, total, step):
+            e1 = min(total, e0 + step)
+            if gather:
+                _gather_chunk(lw, layer, m, index, base, sram, dtype, e0, e1)
+            else:
+                for p in pieces:
+                    lo, hi = max(e0, p.start), min(e1, p.start + p.rows * p.cols)
+                    if lo >= hi:
+                        continue
+                    whole = Piece(p.offset, p.rows, p.cols, p.rstride, p.cstride)
+                    for c in dma_cut([whole], lo - p.start, hi - p.start):
+                        at = lo - e0
+                        _dma(lw.p, "load", Buffer.ACT, dtype, sram["buf"] + at * e, base[p.source] + c.offset * e,
+                             c.rows, c.cols, c.rstride, c.cstride)
+                        lo += c.rows * c.cols
+            lw.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e1)
+
+
+def _fill(lw, layer, op: Operation, dtype: DType) -> int:
+    """A one-element segment holding the Pad's constant value."""
+    value = np.zeros(1, np.float32)
+    if len(op.operands) > 2 and not isinstance(op.operands[2].owner, NoValueOp):
+        given = np.asarray(constant_value(lw.store, op.operands[2]))
+        if given.size:
+            value = given.reshape(1)
+    return lw.p.segment(f"{layer.name}.fill", "values", dtype, (1,), value)
+
+
+def _index_segment(lw, layer, ids: np.ndarray, i: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The constant i32 element indices of a gathered result (relative to each source's
+    lowest gathered element), its address, and per element the source and that lowest
+    offset."""
+    flat = ids.reshape(-1)
+    src, off = flat >> SHIFT, flat & MASK
+    low = np.zeros_like(off)
+    for s in np.unique(src):
+        sel = src == s
+        lo = off[sel].min()
+        if off[sel].max() - lo >= STRIDE_LIMIT:
+            raise SpaqError(f"layer '{layer.name}': a gathered source spans more than {STRIDE_LIMIT} elements")
+        low[sel] = lo
+    rel = (off - low).astype(np.int32)
+    addr = lw.p.segment(f"{layer.name}.idx{i}" if i else f"{layer.name}.idx", "values", DType.I32, rel.shape, rel)
+    return addr, src, low
+
+
+def _gather_chunk(lw, layer, ids: np.ndarray, index, base: list[int], sram, dtype: DType, e0: int, e1: int) -> None:
+    from spaq.passes.lower_to_sparrow import _dma
+
+    addr, src, low = index
+    flat_off = ids.reshape(-1) & MASK
+    e = dtype.bits // 8
+    a = e0
+    while a < e1:
+        s = src[a]
+        b = a + 1
+        while b < e1 and src[b] == s and b - a < MAX_DIM:
+            b += 1
+        rows = b - a
+        lo = int(low[a])
+        top = int((flat_off[a:b] - lo).max()) + 1
+        _dma(lw.p, "load", Buffer.ACT, DType.I32, sram["idx"], addr + 4 * a, 1, rows, rows, 1)
+        lw.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["buf"] + (a - e0) * e, dram=base[s] + lo * e,
+                  rows=rows, cols=1, rstride=1, limit=top, ibuf=Buffer.ACT, idtype=DType.I32, idx=sram["idx"])
+        a = b
+
+
+def move_needs(layer, tiles: dict[str, int]) -> dict[str, tuple[Buffer, int]]:
+    elems = tiles["elems"]
+    return {"buf": (Buffer.ACT, layer.odtype.nbytes(elems)), "idx": (Buffer.ACT, 4 * min(elems, MAX_DIM))}
+
+
+def move_elements(layer) -> int:
+    return max(prod(shape_of(r)) for r in layer.head.results)
+
+
+def copy_out(lw, value: SSAValue, name: str, capacity: int) -> None:
+    """A graph output that no layer writes (an input, a constant, a view of another tensor,
+    or a value returned twice): its own output segment, filled by LOAD / STORE through ACT."""
+    view: View = lw.view(value)
+    dtype = lw.dtype_of(view)
+    shape = shape_of(value)
+    addr = lw.p.segment(name, "output", dtype, shape)
+    total = prod(shape)
+    if total == 0:
+        return
+    e = max(dtype.bits // 8, 1)
+    step = max(1, min(total, capacity // e))
+    lw.p.layer = name
+    for e0 in range(0, total, step):
+        e1 = min(total, e0 + step)
+        lw.transfer("load", Buffer.ACT, 0, view, e0, e1)
+        for k in range(e0, e1, MAX_DIM):
+            n = min(MAX_DIM, e1 - k)
+            lw.p.emit("store", buf=Buffer.ACT, dtype=dtype, sp=(k - e0) * e, dram=addr + k * e, rows=1, cols=n,
+                      rstride=0, cstride=1)
