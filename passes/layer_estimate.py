@@ -25,6 +25,7 @@ from spaq.backends.sparrow import packing
 from spaq.backends.sparrow.cost import Cost, instruction_cost
 from spaq.backends.sparrow.isa import BY_MNEMONIC, BinaryOp, Bcast, Buffer, DType, EpilogueMode, Instruction
 from spaq.backends.sparrow.target import Target
+from spaq.dialects.sparse import NMAttr, encoding_of
 from spaq.passes.sparrow_layers import Layer, dram_dtype, element_type, meta_pitch, weight_columns
 
 
@@ -93,6 +94,9 @@ def param_blocks(layer: Layer) -> list[tuple[DType, int]]:
 
 def _gemm_tile(t: _Tally, layer: Layer, count: int, m: int, k: int, n: int, accumulate: bool) -> None:
     """LOAD WGT (+ LOAD META) and the GEMM of one tile, `count` times."""
+    encoding = encoding_of(layer.weight.type)
+    if encoding is not None and not isinstance(encoding, NMAttr):
+        raise NotImplementedError("block and unstructured weights")  # their tiles are compressed one by one
     wd = layer.wdtype
     t.dma(count, "load", Buffer.WGT, wd, n, weight_columns(layer, k))
     fields_ = dict(adtype=layer.adtype, wdtype=wd, m=m, k=k, n=n, accumulate=int(accumulate))
