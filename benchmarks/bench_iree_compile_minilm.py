@@ -89,8 +89,10 @@ def spaq_child(onnx_file: str, target: str) -> None:
 
             pipeline.assemble = timed_assemble
         shapes = {n: [1, SEQ] for n in ("input_ids", "attention_mask", "token_type_ids")}
-        c = pipeline.compile_model(onnx_file, target=target, precision="fp32", shapes=shapes,
-                                   after_pass=lambda p, m: stages.append((p.name, time.perf_counter())))
+        with tempfile.TemporaryDirectory(prefix="spaq-bench-") as tmp:  # as `spaq compile -o` does
+            c = pipeline.compile_model(onnx_file, target=target, precision="fp32", shapes=shapes,
+                                       after_pass=lambda p, m: stages.append((p.name, time.perf_counter())),
+                                       image_file=Path(tmp) / "image.bin")
         result = {"ok": True, "instructions": len(c.program), "image_bytes": int(c.image.size)}
     except BaseException as e:  # noqa: BLE001 - report whatever stopped it
         msg = str(e).strip().splitlines()
@@ -154,8 +156,9 @@ def main(argv: list[str] | None = None) -> Result:
                 f"ru_maxrss from os.wait4, the largest over the repeats. IREE: `iree-import-onnx model.onnx -o "
                 f"model.mlir` then `iree-compile model.mlir {' '.join(IREE_FLAGS)} -o model.vmfb`, files in a "
                 f"temporary directory. spaq: compile_model(model, target={a.target!r}, precision='fp32', "
-                f"shapes=1x{SEQ} for each input) in a child; a failing compile is run once and its time to the "
-                f"failure reported."),
+                f"shapes=1x{SEQ} for each input, image_file=<temporary directory>/image.bin: the memory image "
+                f"written straight to its file, as `spaq compile -o` does) in a child; a failing compile is run "
+                f"once and its time to the failure reported."),
     )
     data: dict = {}
     tools = iree_tools()

@@ -199,7 +199,8 @@ def load_mapped(path: str | Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray
 
 def release_pages(array: np.ndarray) -> None:
     """Let the kernel drop the file pages wholly inside `array`'s bytes, if it views a
-    mapping (else nothing): its bytes are re-read from the file if touched again."""
+    mapping (else nothing): a read-only mapping re-reads them from the file, a shared
+    writable one (`np.memmap`) from the page cache its writes went to, if touched again."""
     base = array
     while isinstance(base, np.ndarray) and base.base is not None:
         base = base.base

@@ -70,9 +70,12 @@ def compile_model(model: str | Path, target: str = "edge", sparsity: str = "none
                   calibration: str | Path = "", shapes: dict[str, list[int]] | None = None, skip: str = "",
                   stop_before: str | None = None,
                   after_pass: Callable[[ModulePass, ModuleOp], None] | None = None,
-                  density: float | str = 0.5, askip: str = "none") -> Compilation:
+                  density: float | str = 0.5, askip: str = "none",
+                  image_file: str | Path | None = None) -> Compilation:
     """Compile `model`; `stop_before` ends the pipeline before the named pass (the module
-    is then returned without a program); `after_pass(pass, module)` sees every step."""
+    is then returned without a program); `after_pass(pass, module)` sees every step;
+    `image_file` receives the memory image directly (what `spaq compile` does: the image is
+    never whole in memory)."""
     tgt = target_of(target)
     ctx = make_context()
     module = import_onnx(model, ctx, shapes)
@@ -92,5 +95,5 @@ def compile_model(model: str | Path, target: str = "edge", sparsity: str = "none
     PassPipeline(tuple(steps), callback).apply(ctx, module)
     if stop_before is not None:
         return Compilation(ctx, module, [], MemoryImage.empty(), tgt)
-    program, image = assemble(module, weights_of(ctx))
+    program, image = assemble(module, weights_of(ctx), image_file)
     return Compilation(ctx, module, program, image, tgt, estimates)

@@ -35,11 +35,13 @@ def _compile(args: argparse.Namespace) -> None:
     from spaq.compiler.report import format_table, layer_report
 
     out = Path(args.output)
-    c = compile_model(args.model, args.target, args.sparsity, args.precision, args.calibration or "",
-                      parse_shapes(args.shape), args.skip, density=args.density, askip=args.askip)
-    rows = layer_report(c.program, c.image, c.target, estimates=c.estimates)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         staging = Path(tmp) / "out"
+        staging.mkdir()
+        c = compile_model(args.model, args.target, args.sparsity, args.precision, args.calibration or "",
+                          parse_shapes(args.shape), args.skip, density=args.density, askip=args.askip,
+                          image_file=staging / "image.bin")  # the image goes straight to its file
+        rows = layer_report(c.program, c.image, c.target, estimates=c.estimates)
         write_program(staging, c.program, c.image)
         report = {"model": str(args.model), "target": c.target.name, "sparsity": args.sparsity,
                   "precision": args.precision, "instructions": len(c.program), "layers": rows,

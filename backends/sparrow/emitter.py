@@ -26,7 +26,10 @@ from spaq.compiler.weights import WeightStore
 from spaq.dialects.sparrow import SegmentOp, SparrowInstruction
 
 
-def assemble(module: ModuleOp, store: WeightStore) -> tuple[list[Instruction], MemoryImage]:
+def assemble(module: ModuleOp, store: WeightStore,
+             image_file: str | Path | None = None) -> tuple[list[Instruction], MemoryImage]:
+    """The program and its memory image — in memory, or (`image_file`) written straight
+    into that file, each block of bytes leaving memory once packed (`MemoryImage.on_disk`)."""
     program: list[Instruction] = []
     layers: list[dict] = []
     symbols: dict[str, Symbol] = {}
@@ -41,11 +44,21 @@ def assemble(module: ModuleOp, store: WeightStore) -> tuple[list[Instruction], M
                 layers[-1]["last"] = len(program)
             program.append(op.instruction())
     size = max((s.end for s in symbols.values()), default=0)
-    image = MemoryImage(size, symbols, np.zeros(size, np.uint8), layers)
+    if image_file is None:
+        image = MemoryImage(size, symbols, np.zeros(size, np.uint8), layers)
+    else:
+        image = MemoryImage.on_disk(image_file, size, symbols, layers)
     for name, s in symbols.items():
         if s.kind in ("values", "metadata", "scales"):
-            image.write(name, store[name], after_block=release_pages)  # mapped pages leave as they land
+            image.write(name, store[name], after_block=_release)
     return program, image
+
+
+def _release(source: np.ndarray, packed: np.ndarray) -> None:
+    """Mapped pages leave memory as their bytes land: the weights' (read from the model file)
+    and the image's (when it is written to its file)."""
+    release_pages(source)
+    release_pages(packed)
 
 
 def assembly_text(program: list[Instruction], image: MemoryImage) -> str:

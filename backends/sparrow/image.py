@@ -65,7 +65,8 @@ class MemoryImage:
     layers: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.data = np.asarray(self.data, np.uint8)
+        if not isinstance(self.data, np.memmap):  # an image written straight to its file stays mapped
+            self.data = np.asarray(self.data, np.uint8)
         if self.data.shape != (self.size,):
             raise ValueError(f"image data has {self.data.size} bytes, size says {self.size}")
         for s in self.symbols.values():
@@ -97,10 +98,11 @@ class MemoryImage:
             raise KeyError(f"no symbol '{name}' in the memory image") from None
 
     def write(self, name: str, array: np.ndarray,
-              after_block: Callable[[np.ndarray], None] | None = None) -> None:
+              after_block: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
         """Pack `array` (of the symbol's shape) into the symbol's bytes, a block of rows of
         about WRITE_BLOCK bytes at a time (a large weight is never copied whole);
-        `after_block(rows)` sees each block of source rows once it is packed."""
+        `after_block(rows, packed)` sees each block of source rows and the image bytes it
+        became, once packed."""
         s = self._symbol(name)
         array = np.asarray(array)
         if array.shape != s.shape:
@@ -118,7 +120,7 @@ class MemoryImage:
             except ValueError as e:
                 raise ValueError(f"symbol '{name}': {e}") from None
             if after_block is not None:
-                after_block(block)
+                after_block(block, dst[r0 : r0 + step])
 
     def read(self, name: str) -> np.ndarray:
         """The symbol's array (value types as in packing.from_bytes)."""
@@ -133,10 +135,20 @@ class MemoryImage:
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "image.bin").write_bytes(self.data.tobytes())
+        if isinstance(self.data, np.memmap) and Path(self.data.filename).resolve() == (d / "image.bin").resolve():
+            self.data.flush()  # written in place (`on_disk`)
+        else:
+            self.data.tofile(d / "image.bin")
         layout = {"size": self.size, "symbols": [s.to_json() for s in self.symbols.values()],
                   "layers": self.layers}
         (d / "layout.json").write_text(json.dumps(layout, indent=1) + "\n")
+
+    @staticmethod
+    def on_disk(path: str | Path, size: int, symbols: dict[str, Symbol], layers: list[dict]) -> MemoryImage:
+        """An image whose bytes are the file `path` (mapped; created zero-filled): packing a
+        large model into it never holds the whole image in memory."""
+        data = np.memmap(path, np.uint8, "w+", shape=(size,)) if size else np.zeros(0, np.uint8)
+        return MemoryImage(size, symbols, data, layers)
 
     @staticmethod
     def load(directory: str | Path) -> MemoryImage:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -14,6 +16,7 @@ from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import evaluate
 from spaq.compiler.mapped_weights import LARGE, load_mapped, release_pages
 from spaq.compiler.onnx_import import import_onnx
+from spaq.compiler.pipeline import compile_model
 
 
 def _model(rng) -> onnx.ModelProto:
@@ -110,6 +113,17 @@ def test_image_write_in_blocks_equals_one_write():
     seen = []
     image = MemoryImage.empty()
     image.add("w", DType.I4, values.shape, "values")
-    image.write("w", values, after_block=lambda rows: seen.append(len(rows)))
+    image.write("w", values, after_block=lambda rows, packed: seen.append((len(rows), len(packed))))
     assert np.array_equal(image.read("w"), values)
-    assert sum(seen) == 3000 and len(seen) > 1
+    assert sum(r for r, _ in seen) == 3000 and len(seen) > 1 and all(r == p for r, p in seen)
+
+
+def test_an_image_written_to_its_file_equals_one_built_in_memory(tmp_path):
+    root = Path(__file__).resolve().parents[2] / "examples" / "digits"
+    kw = dict(target="edge", precision="int8", sparsity="2:4", calibration=root / "digits_calib.npz",
+              shapes={"input": [1, 1, 8, 8]})
+    in_memory = compile_model(root / "digits_cnn.onnx", **kw).image
+    on_disk = compile_model(root / "digits_cnn.onnx", image_file=tmp_path / "image.bin", **kw).image
+    on_disk.save(tmp_path)  # flushes in place
+    assert np.array_equal(np.fromfile(tmp_path / "image.bin", np.uint8), in_memory.data)
+    assert MemoryImage.load(tmp_path).symbols == in_memory.symbols
