@@ -83,7 +83,7 @@ def layer_report(program: list[Instruction], image: MemoryImage, target: Target,
 
 COLUMNS = [("layer", "{}"), ("cycles", "{:,}"), ("utilisation", "{:.1%}"), ("macs", "{:,}"),
            ("dense_macs", "{:,}"), ("dram_values", "{:,}"), ("dram_metadata", "{:,}"),
-           ("dram_scales", "{:,}"), ("energy_pj", "{:,.0f}"), ("bound", "{}")]
+           ("dram_scales", "{:,}"), ("sram_bytes", "{:,}"), ("energy_pj", "{:,.0f}"), ("bound", "{}")]
 
 
 ESTIMATE_COLUMNS = [("layer", "{}"), ("est_cycles", "{:,}"), ("sim_cycles", "{:,}"), ("est_dram_bytes", "{:,}"),
