@@ -11,6 +11,8 @@ their largest finite value (ONNX `saturate=1`), f16 / bf16 overflow to infinity.
 
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import numpy as np
 
@@ -18,6 +20,20 @@ from spaq.backends.sparrow.isa import DType, EpilogueMode, WeightFormat
 from spaq.backends.sparrow.packing import (
     STORAGE_DTYPE, binary_decode, check_int_range, codebook_decode, nm_decompress, ternary_check, value_dtype,
 )
+
+_WORK: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+
+def _work(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A reused work array (a fresh large array costs page faults on every call, more than
+    the arithmetic on it); never handed to a caller."""
+    dtype = np.dtype(dtype)
+    n = math.prod(shape)
+    buf = _WORK.get((tag, dtype))
+    if buf is None or buf.size < n:
+        buf = _WORK[(tag, dtype)] = np.empty(max(n, 1), dtype)
+    return buf[:n].reshape(shape)
+
 
 # -- element conversions -----------------------------------------------------------------
 
@@ -113,36 +129,52 @@ def requantize(acc, bias, mult, shift, zero_point: int, dtype: DType, relu: bool
     return saturate(y, dtype)
 
 
-def dequantize_acc(acc, bias, scale) -> np.ndarray:
-    """float32(int64(acc) + bias) * float32(scale), channel = last axis (bias may be None)."""
+def dequantize_acc(acc, bias, scale, out: np.ndarray | None = None) -> np.ndarray:
+    """float32(int64(acc) + bias) * float32(scale), channel = last axis (bias may be None).
+    `out`: a float32 array for the result, not overlapping `acc`."""
     t = np.asarray(acc)
-    if bias is not None or t.dtype.itemsize > 4:  # int32 converts to float32 as int64 does
-        t = np.asarray(acc, np.int64) + (0 if bias is None else np.asarray(bias, np.int64))
-    return t.astype(np.float32) * np.asarray(scale, np.float32)
+    scale = np.asarray(scale, np.float32)
+    if bias is not None:
+        if t.dtype.itemsize <= 4 and np.asarray(bias).dtype.itemsize <= 4:
+            # the exact sum in float64 (|sum| < 2^33), rounded once to float32 in the multiply's
+            # input cast: the same rounding as int64 -> float32
+            t = np.add(t, bias, out=_work("deq", t.shape, np.float64), dtype=np.float64)
+        else:
+            t = np.asarray(acc, np.int64) + np.asarray(bias, np.int64)
+    elif t.dtype.itemsize > 4:  # int32 converts to float32 as int64 does
+        t = np.asarray(acc, np.int64)
+    # the input cast to float32 rounds to nearest even, then one float32 multiply
+    return np.multiply(t, scale, out=out, dtype=np.float32, casting="unsafe")
 
 
 def epilogue(acc, mode: EpilogueMode, odtype: DType, *, bias=None, mult=None, shift=None,
-             scale=None, zero_point: int = 0, relu: bool = False) -> np.ndarray:
+             scale=None, zero_point: int = 0, relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """EPILOGUE: accumulator [rows, cols] -> activations, per-column parameters.
 
     FLOAT:   round_to(relu?(acc + bias), odtype)                 float32 acc and bias
     REQUANT: requantize(acc, bias, mult, shift, zero_point, odtype, relu)
     DEQUANT: round_to(relu?(dequantize_acc(acc, bias, scale)), odtype)
-    ReLU is max(y, 0) for the float modes."""
+    ReLU is max(y, 0) for the float modes. `out` (odtype F32 only): a float32 array the
+    result is written to and returned, not overlapping `acc`."""
     if mode is EpilogueMode.REQUANT:
         if odtype.is_float:
             raise ValueError(f"REQUANT needs an integer output type, got {odtype.name.lower()}")
         return requantize(acc, bias, mult, shift, zero_point, odtype, relu)
     if not odtype.is_float:
         raise ValueError(f"{mode.name} needs a float output type, got {odtype.name.lower()}")
+    if odtype is not DType.F32:
+        out = None
     if mode is EpilogueMode.FLOAT:
         y = np.asarray(acc, np.float32)
         if bias is not None:
-            y = y + np.asarray(bias, np.float32)
+            y = np.add(y, np.asarray(bias, np.float32), out=out)
+        elif out is not None:
+            np.copyto(out, y)
+            y = out
     else:
-        y = dequantize_acc(acc, bias, scale)
+        y = dequantize_acc(acc, bias, scale, out=out)
     if relu:
-        y = np.maximum(y, np.float32(0))
+        y = np.maximum(y, np.float32(0), out=y if y is out else None)
     return round_to(y, odtype)
 
 
@@ -156,49 +188,70 @@ def _max_abs(x: np.ndarray) -> int:
     return max(-int(x.min()), int(x.max())) if x.size else 0
 
 
-_FLOAT_WORK: dict[tuple[str, type], np.ndarray] = {}
-
-
 def _float_copy(x: np.ndarray, ftype, tag: str) -> np.ndarray:
-    """x converted to `ftype` in a reused work array (a fresh large array costs page faults
-    on every call, more than the conversion)."""
-    buf = _FLOAT_WORK.get((tag, ftype))
-    if buf is None or buf.size < x.size:
-        buf = _FLOAT_WORK[(tag, ftype)] = np.empty(max(x.size, 1), ftype)
-    out = buf[: x.size].reshape(x.shape)
+    """x converted to `ftype` in a work array."""
+    out = _work(tag, x.shape, ftype)
     np.copyto(out, x, casting="unsafe")
     return out
 
 
-def _exact_int_matmul(a: np.ndarray, w: np.ndarray, bound: int | None = None,
-                      wrap32: bool = False, w_float: np.ndarray | None = None) -> np.ndarray:
+def float_weights(w: np.ndarray) -> np.ndarray:
+    """An integer weight W[n, k] as the float32 Wᵀ [k, n] (C order) that `gemm`'s `w_float`
+    takes: BLAS multiplies A · Wᵀ faster from this layout than from W's."""
+    return np.ascontiguousarray(np.asarray(w).T, np.float32)
+
+
+def _exact_int_matmul(a: np.ndarray, w: np.ndarray, bound: int | None = None, wrap32: bool = False,
+                      w_float: np.ndarray | None = None, out: np.ndarray | None = None,
+                      accumulate: bool = False) -> np.ndarray:
     """a @ w.T exactly, as int64 (`wrap32`: modulo 2^32, as int32): float BLAS over k-chunks
-    whose partial sums stay below the float type's exact-integer limit, int64 matmul when no
-    float type is exact. `bound`: a known bound on |a_ik · w_jk| (else measured from the data)."""
-    k = a.shape[1]
+    whose sums of |products| stay within the float type's exact-integer range (so every
+    partial sum is exact in any summation order), int64 matmul when no float type is exact.
+    `bound`: a known bound on |a_ik · w_jk| (else measured from the data). `w_float`:
+    `float_weights(w)`. `out` (int32 [m, n], with `wrap32`): written, or with `accumulate`
+    added to (wrapping), and returned."""
+    m, k = a.shape
+    n = w.shape[0]
     if bound is None:
         bound = max(_max_abs(a) * _max_abs(w), 1)
+    if out is None:
+        out = np.empty((m, n), np.int32 if wrap32 else np.int64)
+        accumulate = False
     for ftype, limit in _EXACT_FLOAT:
-        chunk = (limit - 1) // bound
-        if chunk >= max(min(k, _MIN_CHUNK), 1):
-            af = _float_copy(a, ftype, "a")
-            wf = w_float if w_float is not None and ftype is np.float32 else _float_copy(w, ftype, "w")
-            # float32 partial sums are below 2^24: they convert to int32 exactly
-            acc_type = np.int32 if wrap32 and ftype is np.float32 else np.int64
-            if chunk >= k:  # one chunk: every partial sum is exact (the common case)
-                out = (af @ wf.T).astype(acc_type)
+        chunk = limit // bound
+        if chunk < max(min(k, _MIN_CHUNK), 1):
+            continue
+        af = _float_copy(a, ftype, "a")
+        wt = w_float if w_float is not None and ftype is np.float32 else _float_copy(w, ftype, "w").T
+        parts = max(-(-k // chunk), 1)
+        size = max(-(-k // parts), 1)  # equal chunks: BLAS runs best on even shapes
+        prod = _work("prod", (m, n), ftype)
+        # |partial sums| <= limit: float32 ones convert to int32 exactly, float64 ones to int64
+        wide = ftype is np.float64 and out.dtype != np.int64
+        acc = _work("acc64", (m, n), np.int64) if wide else out
+        part = _work("part", (m, n), acc.dtype)
+        for i, s in enumerate(range(0, max(k, 1), size)):
+            np.matmul(af[:, s : s + size], wt[s : s + size], out=prod)
+            if i == 0 and not (accumulate and not wide):
+                np.copyto(acc, prod, casting="unsafe")
             else:
-                out = np.zeros((a.shape[0], w.shape[0]), acc_type)
-                for s in range(0, max(k, 1), chunk):
-                    out += (af[:, s : s + chunk] @ wf[:, s : s + chunk].T).astype(acc_type)  # int32 wraps
-            return out.astype(np.int32) if wrap32 and out.dtype != np.int32 else out
-    out = a.astype(np.int64) @ w.astype(np.int64).T
-    return out.astype(np.int32) if wrap32 else out
+                np.copyto(part, prod, casting="unsafe")
+                np.add(acc, part, out=acc)  # int32 wraps modulo 2^32
+        if wide:
+            if accumulate:
+                acc += out
+            np.copyto(out, acc, casting="unsafe")  # int64 -> int32: modulo 2^32
+        return out
+    exact = a.astype(np.int64) @ w.astype(np.int64).T
+    if accumulate:
+        exact += out
+    np.copyto(out, exact, casting="unsafe")  # to int32: modulo 2^32
+    return out
 
 
 def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
          skip_zero_activations: bool = False, operands_exact: bool = False,
-         w_float: np.ndarray | None = None) -> np.ndarray:
+         w_float: np.ndarray | None = None, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
     """A[m, k] . W[n, k]^T.
 
     Integer operands (values must lie in their types): the exact sum of products,
@@ -211,7 +264,11 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
     The result is the same except that a zero activation meeting an Inf / NaN weight adds
     nothing (IEEE would make the product NaN).
 
-    w_float: integer `w` already converted to float32 (a caller's memo; same result).
+    w_float: integer `w` as `float_weights(w)` (a caller's memo; same result).
+
+    out: the [m, n] int32 / float32 array the result is written to (and returned), not
+    overlapping the operands; with `accumulate` the result is added to it (int32 wrapping,
+    float32 one rounded add).
 
     operands_exact: the caller guarantees operands already hold values of their types (as
     the simulator's, read from packed bytes, do), so float rounding and integer range checks
@@ -223,24 +280,38 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
         raise ValueError(
             f"gemm operands must both be integer or both float, got {adtype.name.lower()} and {wdtype.name.lower()}"
         )
+    if out is not None and (out.shape != (a.shape[0], w.shape[0]) or out.dtype != (
+            np.float32 if adtype.is_float else np.int32)):
+        raise ValueError(f"gemm result of shape {(a.shape[0], w.shape[0])} does not fit `out` {out.shape} {out.dtype}")
     if adtype.is_float:
         if not operands_exact:
             a, w = round_to(a, adtype), round_to(w, wdtype)
         bad = ~np.isfinite(w).all(axis=0) if skip_zero_activations else None
         if bad is None or not bad.any():
-            return np.matmul(a, w.T)
-        # columns holding an Inf / NaN weight: their products are formed only for non-zero activations
-        out = np.matmul(a, np.where(bad, np.float32(0), w).T)
-        ab, wb = a[:, bad], w[:, bad]
-        with np.errstate(invalid="ignore", over="ignore"):
-            prod = np.where(ab[:, None, :] == 0, np.float32(0), ab[:, None, :] * wb[None, :, :])
-        return out + prod.sum(axis=-1, dtype=np.float32)
+            if out is not None and not accumulate:
+                return np.matmul(a, w.T, out=out)
+            y = np.matmul(a, w.T)
+        else:
+            # columns holding an Inf / NaN weight: their products are formed only for non-zero activations
+            y = np.matmul(a, np.where(bad, np.float32(0), w).T)
+            ab, wb = a[:, bad], w[:, bad]
+            with np.errstate(invalid="ignore", over="ignore"):
+                prod = np.where(ab[:, None, :] == 0, np.float32(0), ab[:, None, :] * wb[None, :, :])
+            y += prod.sum(axis=-1, dtype=np.float32)
+        if out is None:
+            return y
+        if accumulate:
+            return np.add(out, y, out=out)
+        out[...] = y
+        return out
     if operands_exact:
         bound = max(-adtype.int_range[0], adtype.int_range[1]) * max(-wdtype.int_range[0], wdtype.int_range[1])
-        return _exact_int_matmul(a, w, max(bound, 1), wrap32=True, w_float=w_float)
-    check_int_range(a, adtype)
-    check_int_range(w, wdtype)
-    return _exact_int_matmul(a, w, wrap32=True)
+    else:
+        check_int_range(a, adtype)
+        check_int_range(w, wdtype)
+        bound = None
+    return _exact_int_matmul(a, w, max(bound, 1) if bound else None, wrap32=True, w_float=w_float, out=out,
+                             accumulate=accumulate)
 
 
 def weight_type(wdtype: DType, wfmt: WeightFormat, cdtype: DType) -> DType:

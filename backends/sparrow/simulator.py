@@ -240,8 +240,8 @@ class Machine:
                 src[1] != ins.wgt + ins.n * ins.wdtype.nbytes(ins.k):
             return None
         wf = self.float_weights.get(src[0])
-        if wf is None or wf.shape != w.shape:
-            wf = self.float_weights[src[0]] = w.astype(np.float32)
+        if wf is None or wf.shape != w.shape[::-1]:
+            wf = self.float_weights[src[0]] = core.float_weights(w)
         return wf
 
     def store(self, ins: Instruction) -> None:
@@ -318,18 +318,6 @@ class Machine:
             self._add(meta_decoded=stored.size)  # one lookup per stored weight
         return core.weight_values(stored, ins.wfmt, table)
 
-    def _accumulate(self, ins: Instruction, dst: np.ndarray, product: np.ndarray, acc_type: DType) -> None:
-        native = self._NATIVE[acc_type]  # ACC holds f32 or i32
-        if product.dtype != native or product.shape != (ins.m, ins.n):
-            raise _Fault(f"result of shape {product.shape} does not fit the accumulator tile")
-        acc = dst.view(native)
-        if ins.accumulate:
-            self._add(sram_bytes=dst.size)
-            np.add(acc, product, out=acc)  # int32 wraps modulo 2^32
-        else:
-            acc[...] = product
-        self._add(sram_bytes=dst.size)
-
     def _multiply(self, ins: Instruction, acc_type: DType, dst: np.ndarray, w: np.ndarray, slots) -> None:
         """ACC (+)= ACT . W^T with the decoded W[n, k]. MACs: every stored slot x every row, or
         under askip only the slots whose activation is non-zero (`slots()`: stored weight slots
@@ -337,14 +325,17 @@ class Machine:
         a = self._read_view(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         wtype = core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)
         wf = self._float_weights(ins, w) if ins.spec.mnemonic == "gemm" and self.wgt_source else None
-        product = core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True,
-                            w_float=wf)
+        acc = dst.view(self._NATIVE[acc_type])  # ACC holds f32 or i32
+        try:
+            core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True,
+                      w_float=wf, out=acc, accumulate=bool(ins.accumulate))  # int32 wraps modulo 2^32
+        except ValueError as e:
+            raise _Fault(str(e)) from None
         macs = gemm_macs(ins)
         if ins.askip:
             macs = int(np.count_nonzero(a, axis=0) @ slots())
             self._add(meta_decoded=a.size)  # the zero detector tests every activation
-        self._add(macs=macs, dense_macs=ins.m * ins.n * ins.k)
-        self._accumulate(ins, dst, product, acc_type)
+        self._add(macs=macs, dense_macs=ins.m * ins.n * ins.k, sram_bytes=dst.size * (2 if ins.accumulate else 1))
 
     def gemm(self, ins: Instruction) -> None:
         acc_type = self._gemm_mode(ins)
@@ -446,8 +437,12 @@ class Machine:
             name: self._read(Buffer.PARAM, ins.param + 4 * cols * i, 1, cols, dtype)[0]
             for i, (name, dtype) in enumerate(epilogue_params(mode, bool(ins.bias)))
         }
-        y = core.epilogue(acc, mode, odtype, zero_point=zp, relu=bool(ins.relu), **params)
-        self._put(dst, y, odtype)
+        out = dst.view(vector.F32) if odtype is DType.F32 else None  # ACC and ACT never overlap
+        y = core.epilogue(acc, mode, odtype, zero_point=zp, relu=bool(ins.relu), out=out, **params)
+        if y is out:
+            self._add(sram_bytes=dst.size)
+        else:
+            self._put(dst, y, odtype)
         self._add(vector_elements=y.size)
 
     def quant(self, ins: Instruction) -> None:
@@ -529,8 +524,13 @@ class Machine:
         dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
         sraw, _ = self._vdst(ins.sbuf, ins.scale, *((ins.rows, 1) if ins.axis else (1, ins.cols)), DType.F32)
         x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        q, scale = vector.dynamic_quantize(x, ins.odtype, ins.axis)
-        self._put(dst, q, ins.odtype)
+        native = self._NATIVE.get(ins.odtype) if not ins.odtype.is_float else None
+        out = dst.view(native) if native is not None else None
+        q, scale = vector.dynamic_quantize(x, ins.odtype, ins.axis, out=out)
+        if q is out:
+            self._add(sram_bytes=dst.size)
+        else:
+            self._put(dst, q, ins.odtype)
         self._vput(sraw, scale, DType.F32, None)  # the scales are written last
         self._add(vector_elements=vector.DYNAMIC_QUANT_PASSES * x.size)
 

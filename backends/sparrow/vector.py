@@ -243,6 +243,7 @@ _TANH_P = tuple(_f(b) for b in (0x32668D0C, 0x37AD51BD, 0x3B654F6C, 0x3E090D4D, 
 _TANH_Q = tuple(_f(b) for b in (0x355181B8, 0x39AC8B94, 0x3CD417B4, 0x3EEF314D, 0x3F800000))  # q4 .. q0
 _SQRT1_2 = _f(0x3F3504F3)  # 0.707106769
 _HALF, _ONE = np.float32(0.5), np.float32(1.0)
+_TINY = np.finfo(np.float32).tiny  # the smallest normal float32
 
 
 def _horner(coeffs: tuple[np.float32, ...], s: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -445,26 +446,43 @@ def qmax(dtype: DType) -> float:
 
 
 @_ieee
-def dynamic_quantize(x: np.ndarray, dtype: DType, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def dynamic_quantize(x: np.ndarray, dtype: DType, axis: int = 1,
+                     out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric dynamic quantization with one scale per row (axis 1, per token) or per
     column (axis 0). Returns (q in `dtype`'s value type, float32 scales, keepdims).
 
     amax = max |x| over the finite elements (NaN and +-inf do not count);
     scale = fl(amax / qmax(dtype)), replaced by 1.0 where it is 0 (an all-zero row);
     q = core.quantize(x, scale, 0, dtype): sat(round_half_even(fl(x / scale))), NaN -> 0,
-    +-inf saturate; fp8: round_to(x / scale), saturating."""
+    +-inf saturate; fp8: round_to(x / scale), saturating.
+
+    `out`: an array of the value type the integer q is written to (and returned); it may
+    alias x, which is read in full first."""
     top = np.float32(qmax(dtype))
     x = np.asarray(x, np.float32)
     a = np.abs(x, out=_work("dq.a", x.shape))
-    amax = a.max(axis=axis, keepdims=True)
-    if not np.isfinite(amax).all():  # rare: recompute over the finite elements only
+    amax = a.max(axis=axis, keepdims=True)  # NaN if the lane holds a NaN
+    finite = bool(np.isfinite(amax).all())
+    if not finite:  # rare: recompute over the finite elements only
         amax = np.where(np.isfinite(a), a, np.float32(0)).max(axis=axis, keepdims=True)
     scale = amax / top
     scale[scale == 0] = _ONE
     y = np.divide(x, scale, out=a)
     if dtype.is_float:
         return core.round_to(y, dtype), scale
-    return to_int(y, dtype), scale
+    if finite and dtype.int_range[0] <= -top and scale.min() >= _TINY:
+        # No NaN or inf, and with a normal scale |fl(x / scale)| <= qmax (1 + 2^-24)^2 / (1 - 2^-24)
+        # < qmax + 1/2 rounds to at most qmax: saturation and the NaN rule change nothing.
+        np.rint(y, out=y)
+        if out is None:
+            return y.astype(value_dtype(dtype)), scale
+        np.copyto(out, y, casting="unsafe")
+        return out, scale
+    q = to_int(y, dtype)
+    if out is None:
+        return q, scale
+    out[...] = q
+    return out, scale
 
 
 def requantize(acc: np.ndarray, mult: int, shift: int, zero_point: int, dtype: DType, relu: bool) -> np.ndarray:

@@ -125,6 +125,20 @@ def test_dequantize_acc_and_epilogue_modes():
     np.testing.assert_array_equal(r, core.requantize(acc, bias, mult, shift, -1, DType.I8, False))
     with pytest.raises(ValueError, match="REQUANT needs an integer output type"):
         core.epilogue(acc, EpilogueMode.REQUANT, DType.F32, mult=mult, shift=shift)
+
+
+def test_dequantize_acc_rounds_the_exact_sum_once():
+    """int32 acc + int32 bias beyond int32 and beyond 2^24: float32 of the exact sum, also
+    when written into `out`."""
+    acc = np.array([[2**31 - 1, -(2**31), 2**24 + 1, 3]], np.int32)
+    bias = np.array([2**31 - 1, -(2**31), 2, -5], np.int32)
+    exact = acc.astype(np.int64) + bias
+    want = exact.astype(np.float32) * np.float32(0.75)
+    np.testing.assert_array_equal(core.dequantize_acc(acc, bias, np.float32(0.75)), want)
+    out = np.empty(acc.shape, np.float32)
+    y = core.epilogue(acc, EpilogueMode.DEQUANT, DType.F32, bias=bias, scale=np.float32(0.75), relu=True, out=out)
+    assert y is out
+    np.testing.assert_array_equal(out, np.maximum(want, 0))
     with pytest.raises(ValueError, match="FLOAT needs a float output type"):
         core.epilogue(acc, EpilogueMode.FLOAT, DType.I8)
 
@@ -171,6 +185,29 @@ def test_float_gemm_rounds_operands_and_accumulates_in_f32():
         np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="must both be integer or both float"):
         core.gemm(a, w, DType.F32, DType.I8)
+
+
+@pytest.mark.parametrize("k", [0, 5, 1024, 1536, 2500])  # 1536, 2500: float32 BLAS in 2 and 3 chunks
+def test_int_gemm_out_accumulate_and_float_weights(k):
+    rng = np.random.default_rng(k)
+    a, w = _ints(DType.I8, (6, k), rng), _ints(DType.I8, (5, k), rng)
+    a[0], w[0] = -128, -128  # the largest products
+    exact = a.astype(np.int64) @ w.T.astype(np.int64)
+    wf = core.float_weights(w)
+    assert wf.shape == (k, 5) and wf.dtype == np.float32
+    out = np.full((6, 5), 2**31 - 1, np.int32)
+    got = core.gemm(a.astype(np.int8), w.astype(np.int8), DType.I8, DType.I8, operands_exact=True, w_float=wf,
+                    out=out, accumulate=True)
+    assert got is out
+    np.testing.assert_array_equal(out, ((exact + 2**31 - 1 + 2**31) % 2**32 - 2**31).astype(np.int32))
+    core.gemm(a, w, DType.I8, DType.I8, out=out)
+    np.testing.assert_array_equal(out, exact)
+    af, wf = a.astype(np.float32), w.astype(np.float32)
+    f = np.ones((6, 5), np.float32)
+    core.gemm(af, wf, DType.F32, DType.F32, out=f, accumulate=True)
+    np.testing.assert_array_equal(f, np.float32(1) + af @ wf.T)
+    with pytest.raises(ValueError, match="does not fit"):
+        core.gemm(a, w, DType.I8, DType.I8, out=f)
 
 
 def test_nm_gemm_equals_dense_gemm():

@@ -399,13 +399,15 @@ def _dynamic_ref(x, dtype, axis):
 
 @pytest.mark.parametrize("dtype", [DType.I8, DType.I4, DType.U8, DType.F8E4M3])
 @pytest.mark.parametrize("axis", [1, 0])
-def test_vquant_dynamic_per_token_bit_exact(dtype, axis):
+@pytest.mark.parametrize("specials", [True, False])  # False: finite values with normal scales
+def test_vquant_dynamic_per_token_bit_exact(dtype, axis, specials):
     rng = np.random.default_rng(13)
     R, C = 7, 24
     x = (rng.standard_normal((R, C)) * np.exp2(rng.integers(-8, 8, (R, 1)))).astype(F)
     x[1] = 0.0  # an all-zero row: scale 1, all q 0
-    x[2, :3] = [np.nan, np.inf, -np.inf]  # ignored by max |x|; NaN -> 0 (fp8: NaN), +-inf saturate
-    x[3, 0] = 1e-44  # a subnormal maximum
+    if specials:
+        x[2, :3] = [np.nan, np.inf, -np.inf]  # ignored by max |x|; NaN -> 0 (fp8: NaN), +-inf saturate
+        x[3, 0] = 1e-44  # a subnormal maximum
     sshape = (R, 1) if axis == 1 else (1, C)
     image, inputs, syms = _image(x=x, q=(np.zeros((R, C)), dtype, "output"), s=(np.zeros(sshape, F), DType.F32, "output"))
     name = dtype.name.lower()
