@@ -548,24 +548,37 @@ class _Lowering:
                 self.transfer("store", Buffer.ACC, sram["acc"], y, g0 * m * n, (g0 + gn) * m * n)
 
     def _gather(self, layer: Layer) -> None:
-        """Rows of a constant table picked by run-time indices: LOAD the indices, GATHER."""
+        """Slices of a table (a constant, or an activation contiguous in DRAM) picked along
+        `axis` by run-time indices: LOAD the indices, then per index of the dimensions before
+        the axis one GATHER of rows of d elements (the dimensions after it), STORE."""
         sram, step = layer.sram(), layer.tiles()["rows"]
         count, d = layer.gather_rows
         table_shape = shape_of(layer.weight)
-        table = self.constant(layer.weight)
+        axis = layer.head.attr("axis", 0) % len(table_shape)
+        n, outer = table_shape[axis], prod(table_shape[:axis])
+        table = self.view(layer.weight)
+        if not table.contiguous:
+            raise SpaqError(f"layer '{layer.name}': GATHER needs its table contiguous in DRAM")
         dtype = self.dtype_of(table)
         if dtype.bits < 8:
             raise SpaqError(f"layer '{layer.name}': GATHER of {dtype.name.lower()} rows is not supported")
+        if d > MAX_DIM:
+            raise SpaqError(f"layer '{layer.name}': gathered rows of {d} elements exceed GATHER's {MAX_DIM}")
         index = self.view(layer.input)
         idtype = self.dtype_of(index)
         self.activation(layer.output, layer.name)
         y = self.view(layer.output)
-        for r0 in range(0, count, step):
-            r = min(step, count - r0)
-            self.transfer("load", Buffer.ACT, sram["idx"], index, r0, r0 + r)
-            self.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["out"], dram=self.base(table), rows=r, cols=d,
-                        rstride=d, limit=table_shape[0], ibuf=Buffer.ACT, idtype=idtype, idx=sram["idx"])
-            self.transfer("store", Buffer.ACT, sram["out"], y, r0 * d, (r0 + r) * d)
+        if count == 0 or d == 0 or outer == 0:
+            return
+        for o in range(outer):
+            for r0 in range(0, count, step):
+                r = min(step, count - r0)
+                if o == 0 or count > step:  # the indices stay in ACT when they fit
+                    self.transfer("load", Buffer.ACT, sram["idx"], index, r0, r0 + r)
+                self.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["out"],
+                            dram=self.base(table) + dtype.nbytes(o * n * d), rows=r, cols=d, rstride=d, limit=n,
+                            ibuf=Buffer.ACT, idtype=idtype, idx=sram["idx"])
+                self.transfer("store", Buffer.ACT, sram["out"], y, (o * count + r0) * d, (o * count + r0 + r) * d)
 
     def _view(self, layer: Layer) -> None:
         """A view moves no data, unless it copies (`Layer.copy`): LOAD through the source's

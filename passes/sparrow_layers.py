@@ -178,8 +178,9 @@ class Layer:
 
     @property
     def gather_rows(self) -> tuple[int, int]:
-        """A gather layer's (indices, elements per table row)."""
-        return prod(shape_of(self.input)), prod(shape_of(self.weight)[1:])
+        """A gather layer's (indices, elements per table row: after the gathered axis)."""
+        axis = self.head.attr("axis", 0) % len(shape_of(self.weight))
+        return prod(shape_of(self.input)), prod(shape_of(self.weight)[axis + 1:])
 
     def tiles(self) -> dict[str, int]:
         return _int_dict(self.head.attributes.get(TILES_KEY), self.name, TILES_KEY)
@@ -358,9 +359,7 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
 
     if is_move_op(op):  # Concat, Split, Pad, Tile, ...: a selection of elements (sparrow_moves.py)
         return Layer("move", name, op, op.operands[0], op.results[0], [op])
-    if _is(op, "Gather") and is_constant(op.operands[0]) and not is_constant(op.operands[1]):
-        if op.attr("axis", 0) not in (0, -len(shape_of(op.operands[0]))):
-            raise SpaqError(f"layer '{name}': Gather of a table runs on Sparrow along axis 0 only")
+    if _is(op, "Gather") and not is_constant(op.operands[1]):  # run-time indices, any table, any axis
         return Layer("gather", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "MatMul") and not is_constant(op.operands[0]) and not is_constant(op.operands[1]):
         a, b = op.operands
