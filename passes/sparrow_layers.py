@@ -208,7 +208,7 @@ def _is(op, *names: str) -> bool:
 
 
 COMPUTE = ("onnx.Conv", "onnx.Gemm", "quant.conv", "quant.gemm")
-TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move")
+TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move", "resample")
 """Layer kinds tile-layers chooses tiles for (views only when they copy)."""
 
 
@@ -355,10 +355,12 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         return Layer("maxpool", name, op, op.operands[0], op.results[0], [op])
     if is_view_op(op):
         return Layer("view", name, op, op.operands[0], op.results[0], [op])
-    from spaq.passes.sparrow_moves import is_move_op
+    from spaq.passes.sparrow_moves import is_move_op, is_resample_op
 
     if is_move_op(op):  # Concat, Split, Pad, Tile, ...: a selection of elements (sparrow_moves.py)
         return Layer("move", name, op, op.operands[0], op.results[0], [op])
+    if is_resample_op(op):  # linear / cubic Resize: weighted sums of gathered elements
+        return Layer("resample", name, op, op.operands[0], op.results[0], [op])
     if _is(op, "Gather") and not is_constant(op.operands[1]):  # run-time indices, any table, any axis
         return Layer("gather", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "MatMul") and not is_constant(op.operands[0]) and not is_constant(op.operands[1]):
@@ -1104,7 +1106,7 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return region_needs(plan_region(layer.region, store), tiles["rows"])
     if layer.kind == "view":
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
-    if layer.kind == "move":
+    if layer.kind in ("move", "resample"):
         from spaq.passes.sparrow_moves import move_needs
 
         return move_needs(layer, tiles)

@@ -102,7 +102,7 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
         return _largest(layer, "rows", layer.region.rows, caps, store)
     if layer.kind == "view":
         return _largest(layer, "elems", prod(shape_of(layer.output)), caps, store, limit=1 << 40)
-    if layer.kind == "move":
+    if layer.kind in ("move", "resample"):
         from spaq.passes.sparrow_moves import move_elements
 
         return _largest(layer, "elems", max(move_elements(layer), 1), caps, store, limit=1 << 40)
