@@ -26,7 +26,7 @@ import functools
 import operator
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -677,6 +677,10 @@ class _Plan:
     program: list[Instruction]
     predicted: list[tuple[dict[str, int], Cost] | None]
     protocol: queues.Protocol
+    agreed: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Per instruction, a count (a Machine's kept one, never modified) found equal to the prediction."""
+    timings: dict[tuple[int, ...], queues.Timing] = field(default_factory=dict)
+    """queues.timing by the instructions' cycles (a session's runs repeat them)."""
 
 
 _PLANS: OrderedDict[tuple, _Plan] = OrderedDict()
@@ -754,26 +758,34 @@ def simulate(program: list[Instruction] | bytes, image: MemoryImage, target: Tar
     for name, array in inputs.items():
         dram.write(name, array)
     machine = Machine(dram.data, target) if machine is None else machine
-    stats = SimStats([], [])
-    cycles: list[int] = []
-    with np.errstate(all="ignore"):
+    costs: list[Cost] = []
+    agreed = plan.agreed
+    with vector.ieee_errors():
         for i, ins in enumerate(plan.program):
             if i == checked and proto.error is not None:
                 raise SimulationError(i, proto.error.mnemonic, proto.error.reason)
             try:
                 count = machine.execute(ins)
-                pred = predicted[i]
-                if pred is not None and {k: v for k, v in count.items() if v} == pred[0]:
-                    cost = pred[1]
-                else:  # counted work differs from the prediction (askip), or no prediction
-                    cost = priced(Cost(**count), ins, target)
+                if agreed.get(i) is count:
+                    cost = predicted[i][1]
+                else:
+                    pred = predicted[i]
+                    if pred is not None and {k: v for k, v in count.items() if v} == pred[0]:
+                        cost = pred[1]
+                        agreed[i] = count
+                    else:  # counted work differs from the prediction (askip), or no prediction
+                        cost = priced(Cost(**count), ins, target)
             except (_Fault, ValueError, ArithmeticError) as e:
                 raise SimulationError(i, ins.mnemonic, str(e)) from None
             if i == checked:  # ran, although its fields give no footprint (queues.analyze stopped)
                 raise SimulationError(i, ins.mnemonic, str(proto.stopped))
-            stats.mnemonics.append(ins.spec.mnemonic)
-            stats.per_instruction.append(cost)
-            cycles.append(cost.cycles)
-    stats.timing = queues.timing(proto, cycles, target)
+            costs.append(cost)
+    stats = SimStats([ins.spec.mnemonic for ins in plan.program], costs)
+    cycles = tuple(c.cycles for c in costs)
+    stats.timing = plan.timings.get(cycles)
+    if stats.timing is None:
+        if len(plan.timings) >= 4:
+            plan.timings.clear()
+        stats.timing = plan.timings[cycles] = queues.timing(proto, cycles, target)
     outputs = {name: dram.read(name) for name, s in dram.symbols.items() if s.kind == "output"}
     return SimResult(outputs, stats, dram)
