@@ -453,9 +453,22 @@ def _einsum(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
 
 @kernel("onnx.GlobalAveragePool", "onnx.GlobalMaxPool")
 def _global_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
-    fn = np.mean if op.name.endswith("AveragePool") else np.max
     x = args[0]
+    if x.dtype == np.float32 and x.ndim >= 3:
+        return [global_pool_rows(x, op.name.endswith("AveragePool"))]
+    fn = np.mean if op.name.endswith("AveragePool") else np.max
     return [fn(x, axis=tuple(range(2, x.ndim)), keepdims=True).astype(x.dtype)]
+
+
+def global_pool_rows(x: np.ndarray, average: bool) -> np.ndarray:
+    """A float32 global pool as the vector unit computes it on each image's [C, H·W] rows:
+    VRED max, or VRED sum (the tree sum) then VBIN div by H·W (a `globalpool` layer)."""
+    rows = np.ascontiguousarray(x, np.float32).reshape(-1, math.prod(x.shape[2:]))
+    if not average:
+        y = vector.reduce(ReduceOp.MAX, rows, 1)
+    else:
+        y = vector.binary(BinaryOp.DIV, vector.reduce(ReduceOp.SUM, rows, 1), np.float32(rows.shape[1]))
+    return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 def _window_sums(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
@@ -466,8 +479,35 @@ def _window_sums(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dh: int, dw:
     return view.sum(axis=(-2, -1))
 
 
+def average_pool_counts(op: Operation) -> np.ndarray:
+    """How many input elements each output pixel of an AveragePool averages over, [oh, ow]
+    float32: the window's taps inside the image, plus the declared padding when
+    count_include_pad (never the far-side extension ceil_mode adds)."""
+    from spaq.compiler.evaluator import conv_attributes
+
+    kh, kw = kernel_2d(op)
+    a = conv_attributes(op, kh, kw)  # pads include the far-side extension of ceil_mode
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilations"], a["pads"]
+    oh, ow = (1, 1, *result_shape(op)[2:])[-2:]
+    h, w = (1, 1, *op.operands[0].type.get_shape()[2:])[-2:]
+    declared = list(op.attr("pads", [0, 0, 0, 0])) if op.attr("auto_pad", "NOTSET") == "NOTSET" else [pt, pl, pb, pr]
+    if len(declared) == 2:
+        declared = [0, declared[0], 0, declared[1]]
+    extent = ((kh - 1) * dh + 1 + sh * (oh - 1), (kw - 1) * dw + 1 + sw * (ow - 1))
+    region = np.ones((h, w))
+    if op.attr("count_include_pad", 0):  # count declared padding, not the ceil_mode extension
+        region = np.pad(region, [(declared[0], declared[2]), (declared[1], declared[3])], constant_values=1)
+        shift = [(pt - declared[0], 0), (pl - declared[1], 0)]
+    else:
+        shift = [(pt, 0), (pl, 0)]
+    region = np.pad(region, shift)
+    region = np.pad(region, [(0, max(0, extent[0] - region.shape[0])), (0, max(0, extent[1] - region.shape[1]))])
+    return _window_sums(region, kh, kw, sh, sw, dh, dw, oh, ow).astype(np.float32)
+
+
 @kernel("onnx.AveragePool")
 def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
+    from spaq.backends.sparrow import core
     from spaq.compiler.evaluator import conv_attributes
 
     x = args[0]
@@ -478,21 +518,18 @@ def _average_pool(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.nda
     (sh, sw), (dh, dw), (pt, pl, pb, pr) = a["strides"], a["dilations"], a["pads"]
     oh, ow = (1, 1, *result_shape(op)[2:])[-2:]
     h, w = x.shape[2:]
-    declared = list(op.attr("pads", [0, 0, 0, 0])) if op.attr("auto_pad", "NOTSET") == "NOTSET" else [pt, pl, pb, pr]
-    if len(declared) == 2:
-        declared = [0, declared[0], 0, declared[1]]
+    count = average_pool_counts(op)
+    if x.dtype == np.float32:  # as an `avgpool` layer computes it: IM2COL, VRED sum of each window, VBIN div
+        out = np.empty((x.shape[0], x.shape[1], oh, ow), np.float32)
+        for b, img in enumerate(x):
+            cols = core.im2col(np.ascontiguousarray(img.transpose(1, 2, 0)), kh, kw, sh, sw, pt, pl, pb, pr, dh, dw)
+            sums = vector.reduce(ReduceOp.SUM, cols.reshape(-1, kh * kw), 1).reshape(oh * ow, -1)
+            y = vector.binary(BinaryOp.DIV, sums, count.reshape(-1, 1))
+            out[b] = y.reshape(oh, ow, -1).transpose(2, 0, 1)
+        return [out]
     extent = ((kh - 1) * dh + 1 + sh * (oh - 1), (kw - 1) * dw + 1 + sw * (ow - 1))
     widths = [(pt, max(0, extent[0] - h - pt)), (pl, max(0, extent[1] - w - pl))]
     total = _window_sums(np.pad(x.astype(np.float64), [(0, 0), (0, 0), *widths]), kh, kw, sh, sw, dh, dw, oh, ow)
-    region = np.ones((h, w))
-    if op.attr("count_include_pad", 0):  # count declared padding, not the ceil_mode extension
-        region = np.pad(region, [(declared[0], declared[2]), (declared[1], declared[3])], constant_values=1)
-        shift = [(pt - declared[0], 0), (pl - declared[1], 0)]
-    else:
-        shift = [(pt, 0), (pl, 0)]
-    region = np.pad(region, shift)
-    region = np.pad(region, [(0, max(0, extent[0] - region.shape[0])), (0, max(0, extent[1] - region.shape[1]))])
-    count = _window_sums(region, kh, kw, sh, sw, dh, dw, oh, ow)
     return [(total / count).astype(x.dtype)]
 
 

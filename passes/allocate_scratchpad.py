@@ -38,6 +38,6 @@ class AllocateScratchpadPass(ModulePass):
         for layer in find_layers(main_func(op), store):
             if layer.kind == "view" and not layer.copy:
                 continue
-            tiles = layer.tiles() if needs_tiles(layer) else {}
+            tiles = layer.tiles() if needs_tiles(layer) else layer.optional_tiles()
             needs = buffer_needs(layer, tiles, store)
             layer.head.attributes[SRAM_KEY] = int_dict_attr(allocate(needs, caps, layer.name))

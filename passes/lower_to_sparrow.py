@@ -394,23 +394,65 @@ class _Lowering:
         self.p.emit("epilogue", mode=layer.mode, odtype=layer.odtype, bias=1, relu=int(layer.relu),
                     src=sram["acc"], dst=sram["out"], param=sram["param"], rows=m, cols=nt, zp=0)
 
+    def _hwc(self, mnemonic: str, sp: int, value: SSAValue, b: int, c0: int, cs: int, y0: int, rows: int) -> None:
+        """LOAD (STORE) the [rows·W, cs] HWC tile at `sp` from (into) image `b`, channels
+        [c0, c0 + cs), rows [y0, y0 + rows) of the NCHW tensor `value`: one DMA (pixels by
+        the column stride, channels by the channel stride) when its rows are evenly spaced."""
+        v = self.view(value)
+        (sn, sc, sy, sx), w = v.strides, v.shape[3]
+        offset = v.offset + b * sn + c0 * sc + y0 * sy
+        dtype = self.dtype_of(v)
+        if rows == 1 or sy == w * sx:
+            r_stride = sx if rows * w > 1 else max(1, w * sx)
+            _dma(self.p, mnemonic, Buffer.ACT, dtype, sp, self.addr[v.root] + dtype.nbytes(offset), rows * w, cs,
+                 r_stride, sc if cs > 1 else max(1, sc))
+            return
+        self.transfer(mnemonic, Buffer.ACT, sp, View(v.root, offset, (rows, w, cs), (sy, sx, sc)))
+
     def _conv(self, layer: Layer) -> None:
+        """Per image, per band of output rows (tiles `m`), per group, per N tile: per K chunk
+        (whole input channels) LOAD the band's input rows with their halo (NCHW -> HWC by the
+        DMA's strides), IM2COL with the band's own top / bottom padding, LOAD W, GEMM
+        (accumulating over chunks); then LOAD PARAM, EPILOGUE, STORE (HWC -> NCHW). A chunk's
+        columns stay in ACT for the next N tile when it is the whole reduction. A grouped /
+        depthwise conv is one GEMM per group, on the group's input channels."""
         sram, tiles, g = layer.sram(), layer.tiles(), layer.conv
         m, k, n = layer.mkn
         w, params = self.weights(layer), self.params(layer)
-        x = self.contiguous_base(self.view(layer.input), layer)
-        y = self.activation(layer.output, layer.name)
-        ad, od = layer.adtype, layer.odtype
-        hw = g["h"] * g["w"]
+        self.activation(layer.output, layer.name)
+        ad = layer.adtype
+        kk, groups = g["kh"] * g["kw"], g["g"]
+        cg, ng = g["c"] // groups, n // groups
+        band = max(1, tiles.get("m", m) // g["ow"])
+        kt, nt_max = tiles.get("k", k), tiles.get("n", ng)
+        if k % kk or kt % kk or g["c"] % groups or n % groups:
+            raise SpaqError(f"layer '{layer.name}': reduction tiles must hold whole input channels")
         for b in range(layer.batch):
-            _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(b * g["c"] * hw), hw, g["c"], 1, hw)
-            self.p.emit("im2col", dtype=ad, src=sram["in"], dst=sram["cols"],
-                        **{f: g[f] for f in ("c", "h", "w", "kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr", "dh", "dw")})
-            for n0 in range(0, n, tiles["n"]):
-                nt = min(tiles["n"], n - n0)
-                self._gemm_tile(layer, sram, m, 0, k, n0, nt, w, False)
-                self._epilogue(layer, sram, params, m, n, n0, nt)
-                _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(b * n * m + n0 * m), m, nt, 1, m)
+            for oy0 in range(0, g["oh"], band):
+                rows = min(band, g["oh"] - oy0)
+                top = oy0 * g["sh"] - g["pt"]  # the band's first input row (negative: padding)
+                end = (oy0 + rows - 1) * g["sh"] - g["pt"] + g["dh"] * (g["kh"] - 1) + 1
+                r0, r1 = max(0, top), min(g["h"], end)
+                if r1 <= r0:
+                    raise SpaqError(f"layer '{layer.name}': a band of output rows reads only padding")
+                window = {f: g[f] for f in ("w", "kh", "kw", "sh", "sw", "pl", "pr", "dh", "dw")}
+                window.update(h=r1 - r0, pt=r0 - top, pb=max(0, end - g["h"]))
+                mt = rows * g["ow"]
+                for gi in range(groups):
+                    resident = None  # the K chunk whose columns are in ACT
+                    for n0 in range(gi * ng, (gi + 1) * ng, nt_max):
+                        nt = min(nt_max, (gi + 1) * ng - n0)
+                        for k0 in range(0, k, kt):
+                            kc = min(kt, k - k0)
+                            if resident != k0:
+                                self._hwc("load", sram["in"], layer.input, b, gi * cg + k0 // kk, kc // kk, r0, r1 - r0)
+                                self.p.emit("im2col", dtype=ad, src=sram["in"], dst=sram["cols"], c=kc // kk, **window)
+                                resident = k0
+                            self._gemm_tile(layer, sram, mt, k0, kc, n0, nt, w, k0 > 0)
+                        if k > kt:
+                            resident = None  # the next N tile starts again from the first chunk
+                        self._epilogue(layer, sram, params, mt, n, n0, nt)
+                        self._hwc("store", sram["out"], layer.output, b, n0, nt, oy0, rows)
 
     def _matrix(self, layer: Layer, value: SSAValue) -> tuple[int, int, int]:
         """A 2-D operand's (base address, row stride, column stride)."""
@@ -601,12 +643,6 @@ class _Lowering:
 
         lower_move(self, layer)
 
-    def _resample(self, layer: Layer) -> None:
-        """Linear / cubic Resize: per tap a gather, a VBIN mul by its weights, a VBIN add."""
-        from spaq.passes.sparrow_moves import lower_resample
-
-        lower_resample(self, layer)
-
     def _quantize(self, layer: Layer) -> None:
         sram = layer.sram()
         scale = np.asarray(layer.head.scale.get_values(), np.float32)
@@ -615,28 +651,89 @@ class _Lowering:
         s_addr = self.p.segment(f"{layer.name}.scale", "scales", DType.F32, (1,), scale)
         x = self.contiguous_base(self.view(layer.input), layer)
         y = self.activation(layer.output, layer.name)
-        rows, cols = _rows_cols(layer.in_type)
+        total, cols = _rows_cols(layer.in_type)
+        step = layer.optional_tiles().get("rows", total)
         _dma(self.p, "load", Buffer.PARAM, DType.F32, sram["param"], s_addr, 1, 1, 1, 1)
-        _dma(self.p, "load", Buffer.ACT, layer.adtype, sram["in"], x, rows, cols, cols, 1)
-        self.p.emit("quant", odtype=layer.odtype, src=sram["in"], dst=sram["out"], param=sram["param"],
-                    rows=rows, cols=cols)
-        _dma(self.p, "store", Buffer.ACT, layer.odtype, sram["out"], y, rows, cols, cols, 1)
+        for r0 in range(0, total, step):
+            rows = min(step, total - r0)
+            _dma(self.p, "load", Buffer.ACT, layer.adtype, sram["in"], x + layer.adtype.nbytes(r0 * cols), rows, cols,
+                 cols, 1)
+            self.p.emit("quant", odtype=layer.odtype, src=sram["in"], dst=sram["out"], param=sram["param"],
+                        rows=rows, cols=cols)
+            _dma(self.p, "store", Buffer.ACT, layer.odtype, sram["out"], y + layer.odtype.nbytes(r0 * cols), rows, cols,
+                 cols, 1)
+
+
+    def _pool_chunks(self, layer: Layer):
+        """(image, first channel, channels) of a pooling layer's channel tiles."""
+        cs, c = layer.optional_tiles().get("c", layer.pool["c"]), layer.pool["c"]
+        for b in range(layer.batch):
+            for c0 in range(0, c, cs):
+                yield b, c0, min(cs, c - c0)
+
+    @staticmethod
+    def _window(g: dict[str, int]) -> dict[str, int]:
+        return {f: g[f] for f in ("h", "w", "kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr", "dh", "dw")}
 
     def _maxpool(self, layer: Layer) -> None:
-        from spaq.compiler.evaluator import conv_attributes, kernel_2d
+        """Per image and channel tile: LOAD (NCHW -> HWC), MAXPOOL, STORE (HWC -> NCHW)."""
+        sram, dt, g = layer.sram(), layer.adtype, layer.pool
+        self.activation(layer.output, layer.name)
+        for b, c0, cs in self._pool_chunks(layer):
+            self._hwc("load", sram["in"], layer.input, b, c0, cs, 0, g["h"])
+            self.p.emit("maxpool", dtype=dt, src=sram["in"], dst=sram["out"], c=cs, **self._window(g))
+            self._hwc("store", sram["out"], layer.output, b, c0, cs, 0, g["oh"])
 
-        sram, dt = layer.sram(), layer.adtype
-        (nb, c, h, w), (_, _, oh, ow) = layer.in_type.get_shape(), layer.out_type.get_shape()
-        kh, kw = kernel_2d(layer.head)
-        a = conv_attributes(layer.head, kh, kw)
-        x = self.contiguous_base(self.view(layer.input), layer)
-        y = self.activation(layer.output, layer.name)
-        for b in range(nb):
-            _dma(self.p, "load", Buffer.ACT, dt, sram["in"], x + dt.nbytes(b * c * h * w), h * w, c, 1, h * w)
-            self.p.emit("maxpool", dtype=dt, src=sram["in"], dst=sram["out"], c=c, h=h, w=w, kh=kh, kw=kw,
-                        sh=a["strides"][0], sw=a["strides"][1], pt=a["pads"][0], pl=a["pads"][1],
-                        pb=a["pads"][2], pr=a["pads"][3], dh=a["dilations"][0], dw=a["dilations"][1])
-            _dma(self.p, "store", Buffer.ACT, dt, sram["out"], y + dt.nbytes(b * c * oh * ow), oh * ow, c, 1, oh * ow)
+    def _avgpool(self, layer: Layer) -> None:
+        """Per image and channel tile: LOAD (NCHW -> HWC), IM2COL (padding reads 0), VRED sum
+        of each window (the [oh·ow, cs·kh·kw] columns seen as [oh·ow·cs, kh·kw] rows), VBIN div
+        by the window's count (an immediate, or the per-pixel counts as a column vector), STORE
+        (HWC -> NCHW). `onnx_kernels.average_pool_counts` and the evaluator's AveragePool
+        compute the same."""
+        from spaq.passes.sparrow_layers import avgpool_counts
+
+        sram, dt, g = layer.sram(), layer.adtype, layer.pool
+        if dt is not DType.F32 or layer.odtype is not DType.F32:
+            raise SpaqError(f"layer '{layer.name}': AveragePool runs on fp32 tensors")
+        self.activation(layer.output, layer.name)
+        m, kk = g["oh"] * g["ow"], g["kh"] * g["kw"]
+        counts = avgpool_counts(layer)
+        uniform = len(set(counts.tolist())) == 1
+        if not uniform:
+            addr = self.p.segment(f"{layer.name}.count", "scales", DType.F32, (m, 1), counts.reshape(m, 1))
+            _dma(self.p, "load", Buffer.ACT, DType.F32, sram["count"], addr, 1, m, m, 1)
+        for b, c0, cs in self._pool_chunks(layer):
+            self._hwc("load", sram["in"], layer.input, b, c0, cs, 0, g["h"])
+            self.p.emit("im2col", dtype=dt, src=sram["in"], dst=sram["cols"], c=cs, **self._window(g))
+            self.p.emit("vred", op=ReduceOp.SUM, src=sram["cols"], dst=sram["sum"], rows=m * cs, cols=kk)
+            div = dict(bcast=Bcast.IMM, imm=vector.imm(np.float32(counts[0]))) if uniform else \
+                dict(bcast=Bcast.COL, src1=sram["count"])
+            self.p.emit("vbin", op=BinaryOp.DIV, src=sram["sum"], dst=sram["out"], rows=m, cols=cs, **div)
+            self._hwc("store", sram["out"], layer.output, b, c0, cs, 0, g["oh"])
+
+    def _globalpool(self, layer: Layer) -> None:
+        """Per image and channel tile: LOAD the [cs, h·w] rows (NCHW as it is), VRED max, or
+        VRED sum then VBIN div by h·w (`onnx_kernels.global_pool_rows`), STORE [cs, 1]."""
+        from spaq.passes.sparrow_layers import _is
+
+        sram, g = layer.sram(), layer.pool
+        hw = g["h"] * g["w"]
+        if hw > MAX_DIM:
+            raise SpaqError(f"layer '{layer.name}': a global pool over more than {MAX_DIM} pixels")
+        average = not _is(layer.head, "GlobalMaxPool", "ReduceMax")
+        self.activation(layer.output, layer.name)
+        x, y = self.view(layer.input), self.view(layer.output)
+        for b, c0, cs in self._pool_chunks(layer):
+            first = b * g["c"] * hw + c0 * hw
+            self.transfer("load", Buffer.ACT, sram["in"], x, first, first + cs * hw)
+            if average:
+                self.p.emit("vred", op=ReduceOp.SUM, dtype=layer.adtype, src=sram["in"], dst=sram["sum"], rows=cs, cols=hw)
+                self.p.emit("vbin", op=BinaryOp.DIV, src=sram["sum"], bcast=Bcast.IMM, imm=vector.imm(np.float32(hw)),
+                            odtype=layer.odtype, dst=sram["out"], rows=cs, cols=1)
+            else:
+                self.p.emit("vred", op=ReduceOp.MAX, dtype=layer.adtype, src=sram["in"], odtype=layer.odtype,
+                            dst=sram["out"], rows=cs, cols=hw)
+            self.transfer("store", Buffer.ACT, sram["out"], y, b * g["c"] + c0, b * g["c"] + c0 + cs)
 
     def _softmax(self, layer: Layer) -> None:
         sram = layer.sram()

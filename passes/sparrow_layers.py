@@ -153,7 +153,25 @@ class Layer:
         _, _, oh, ow = self.out_type.get_shape()
         pt, pl, pb, pr = a["pads"]
         (sh, sw), (dh, dw) = a["strides"], a["dilations"]
+        return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, pb=pb, pr=pr, dh=dh, dw=dw, oh=oh, ow=ow,
+                    g=a["group"])
+
+    @property
+    def pool(self) -> dict[str, int]:
+        """Pooling geometry (maxpool, avgpool; a global pool is a window of the whole image):
+        c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, oh, ow."""
+        from spaq.compiler.evaluator import conv_attributes, kernel_2d
+
+        _, c, h, w = self.in_type.get_shape()
+        _, _, oh, ow = self.out_type.get_shape()
+        if self.kind == "globalpool":
+            return dict(c=c, h=h, w=w, kh=h, kw=w, sh=1, sw=1, pt=0, pl=0, pb=0, pr=0, dh=1, dw=1, oh=1, ow=1)
+        kh, kw = kernel_2d(self.head)
+        a = conv_attributes(self.head, kh, kw)
+        pt, pl, pb, pr = a["pads"]
+        (sh, sw), (dh, dw) = a["strides"], a["dilations"]
         return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, pb=pb, pr=pr, dh=dh, dw=dw, oh=oh, ow=ow)
+
 
     @property
     def mkn(self) -> tuple[int, int, int]:
@@ -174,7 +192,7 @@ class Layer:
         """Images (conv, maxpool) or batch elements (matmul) the layer loops over."""
         if self.kind == "matmul":
             return prod(shape_of(self.output)[:-2])
-        return self.in_type.get_shape()[0] if self.kind in ("conv", "maxpool") else 1
+        return self.in_type.get_shape()[0] if self.kind in ("conv",) + POOLS else 1
 
     @property
     def gather_rows(self) -> tuple[int, int]:
@@ -184,6 +202,10 @@ class Layer:
 
     def tiles(self) -> dict[str, int]:
         return _int_dict(self.head.attributes.get(TILES_KEY), self.name, TILES_KEY)
+
+    def optional_tiles(self) -> dict[str, int]:
+        """`sparrow.tiles` where tile-layers wrote it (pooling layers: only when needed), else {}."""
+        return self.tiles() if TILES_KEY in self.head.attributes else {}
 
     def sram(self) -> dict[str, int]:
         return _int_dict(self.head.attributes.get(SRAM_KEY), self.name, SRAM_KEY)
@@ -208,7 +230,10 @@ def _is(op, *names: str) -> bool:
 
 
 COMPUTE = ("onnx.Conv", "onnx.Gemm", "quant.conv", "quant.gemm")
-TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move", "resample")
+POOLS = ("maxpool", "avgpool", "globalpool")
+"""Pooling layers: tiled by channels (`c`, which pool independently) only when the whole
+image does not fit; without `sparrow.tiles` they take every channel at once."""
+TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move")
 """Layer kinds tile-layers chooses tiles for (views only when they copy)."""
 
 
@@ -241,7 +266,7 @@ def analyze(func: FuncOp, store=None) -> tuple[list[Layer], DramPlan]:
             continue
         if op.results and all(is_constant(r) for r in op.results):
             continue  # weights: sparse.pack / quant.quantize of constants
-        layer = _layer_at(op, fused, order, live)
+        layer = _layer_at(op, fused, order, live, store)
         if layer is not None:
             layers.append(layer)
     plan = DramPlan(func, layers, store, live)  # the plan also marks the views that copy
@@ -338,8 +363,21 @@ def _merge_siblings(layers: list[Layer], plan: DramPlan) -> list[Layer]:
     return out
 
 
+def _spatial_reduction(op: Operation, store) -> bool:
+    """ReduceMean / ReduceMax over both spatial axes of an NCHW image, keeping them (what the
+    dynamo exporter writes for adaptive_avg_pool2d(x, 1)): a global pool."""
+    if not _is(op, "ReduceMean", "ReduceMax") or len(shape_of(op.operands[0])) != 4 or not op.attr("keepdims", 1):
+        return False
+    axes = op.attr("axes")
+    if axes is None and len(op.operands) > 1 and not isinstance(op.operands[1].owner, NoValueOp):
+        if store is None or not is_constant(op.operands[1]):
+            return False
+        axes = constant_value(store, op.operands[1]).reshape(-1).tolist()
+    return axes is not None and sorted(int(a) % 4 for a in axes) == [2, 3]
+
+
 def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
-              live: set[Operation]) -> Layer | None:
+              live: set[Operation], store=None) -> Layer | None:
     name = layer_name(op)
     if op.name in COMPUTE:
         return _compute_layer(op, name, fused)
@@ -351,16 +389,17 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         raise SpaqError(f"layer '{name}': quant.quantize_dynamic runs on Sparrow only as the input of one quant.gemm")
     if op.name == "quant.quantize":
         return Layer("quantize", name, op, op.operands[0], op.results[0], [op])
-    if _is(op, "MaxPool"):
-        return Layer("maxpool", name, op, op.operands[0], op.results[0], [op])
+    if _is(op, "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool") or _spatial_reduction(op, store):
+        if len(op.results) != 1 or len(shape_of(op.operands[0])) != 4:
+            raise SpaqError(f"layer '{name}': {op.name} runs on Sparrow over 2-D images with one result")
+        kind = {"MaxPool": "maxpool", "AveragePool": "avgpool"}.get(op.op_type, "globalpool")
+        return Layer(kind, name, op, op.operands[0], op.results[0], [op])
     if is_view_op(op):
         return Layer("view", name, op, op.operands[0], op.results[0], [op])
-    from spaq.passes.sparrow_moves import is_move_op, is_resample_op
+    from spaq.passes.sparrow_moves import is_move_op
 
     if is_move_op(op):  # Concat, Split, Pad, Tile, ...: a selection of elements (sparrow_moves.py)
         return Layer("move", name, op, op.operands[0], op.results[0], [op])
-    if is_resample_op(op):  # linear / cubic Resize: weighted sums of gathered elements
-        return Layer("resample", name, op, op.operands[0], op.results[0], [op])
     if _is(op, "Gather") and not is_constant(op.operands[1]):  # run-time indices, any table, any axis
         return Layer("gather", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "MatMul") and not is_constant(op.operands[0]) and not is_constant(op.operands[1]):
@@ -1074,18 +1113,19 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
     if layer.kind in ("conv", "gemm"):
         m, k, _ = layer.mkn
         nt, kt = tiles["n"], tiles["k"]
-        if layer.kind == "gemm":
-            m = tiles.get("m", m)  # rows per tile
+        m = tiles.get("m", m)  # rows per tile (a conv's: whole output rows, `m` pixels)
         need = {
             "out": (Buffer.ACT, ob.nbytes(m * nt)),
             "wgt": (Buffer.WGT, layer.wdtype.nbytes(nt * weight_columns(layer, kt))),
             "acc": (Buffer.ACC, 4 * m * nt),
             "param": (Buffer.PARAM, 4 * PARAM_ROWS[layer.mode] * nt),
         }
-        if layer.kind == "conv":
+        if layer.kind == "conv":  # the input rows a band of m pixels reads, kt / (kh·kw) channels
             g = layer.conv
-            need["in"] = (Buffer.ACT, ab.nbytes(g["h"] * g["w"] * g["c"]))
-            need["cols"] = (Buffer.ACT, ab.nbytes(m * k))
+            band = -(-m // g["ow"])
+            rows = min(g["h"], (band - 1) * g["sh"] + g["dh"] * (g["kh"] - 1) + 1)
+            need["in"] = (Buffer.ACT, rows * g["w"] * ab.nbytes(kt // (g["kh"] * g["kw"])))
+            need["cols"] = (Buffer.ACT, m * ab.nbytes(kt))
         elif layer.dynamic is not None:  # the f32 input, its quantized copy and its row scales
             need["in"] = (Buffer.ACT, ab.nbytes(m * k))
             need["xf"] = (Buffer.ACT, 4 * m * k)
@@ -1106,16 +1146,45 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return region_needs(plan_region(layer.region, store), tiles["rows"])
     if layer.kind == "view":
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
-    if layer.kind in ("move", "resample"):
+    if layer.kind in POOLS:
+        return pool_needs(layer, tiles.get("c", layer.pool["c"]))
+    if layer.kind == "move":
         from spaq.passes.sparrow_moves import move_needs
 
         return move_needs(layer, tiles)
     count = prod(layer.in_type.get_shape()) // layer.batch
     out_count = prod(layer.out_type.get_shape()) // layer.batch
+    if layer.kind == "quantize" and "rows" in tiles:  # tiled by rows only when the whole tensor does not fit
+        count = out_count = tiles["rows"] * (layer.in_type.get_shape() or [1])[-1]
     need = {"in": (Buffer.ACT, ab.nbytes(count)), "out": (Buffer.ACT, ob.nbytes(out_count))}
     if layer.kind == "quantize":
         need["param"] = (Buffer.PARAM, 4)
     return need
+
+
+def pool_needs(layer: Layer, cs: int) -> dict[str, tuple[Buffer, int]]:
+    """A pooling layer on `cs` channels at a time: its [h·w, cs] input (a global pool's
+    [cs, h·w]) and [oh·ow, cs] output; an average pool also its im2col columns
+    [oh·ow, cs·kh·kw], their f32 window sums and, where windows count different numbers of
+    elements, the [oh·ow, 1] counts."""
+    g, ab, ob = layer.pool, layer.adtype, layer.odtype
+    m = g["oh"] * g["ow"]
+    need = {"in": (Buffer.ACT, g["h"] * g["w"] * ab.nbytes(cs)), "out": (Buffer.ACT, m * ob.nbytes(cs))}
+    if layer.kind == "avgpool":
+        need["cols"] = (Buffer.ACT, m * ab.nbytes(cs * g["kh"] * g["kw"]))
+        need["sum"] = (Buffer.ACT, 4 * m * cs)
+        if len(set(avgpool_counts(layer).tolist())) > 1:
+            need["count"] = (Buffer.ACT, 4 * m)
+    elif layer.kind == "globalpool":
+        need["sum"] = (Buffer.ACT, 4 * cs)
+    return need
+
+
+def avgpool_counts(layer: Layer) -> np.ndarray:
+    """How many elements each output pixel's window averages over (float32, [oh·ow])."""
+    from spaq.compiler.onnx_kernels import average_pool_counts
+
+    return average_pool_counts(layer.head).reshape(-1)
 
 
 def region_needs(plan: RegionPlan, rows: int) -> dict[str, tuple[Buffer, int]]:

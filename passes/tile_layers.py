@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import prod
+from math import gcd, prod
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -33,7 +33,7 @@ from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import main_func
 from spaq.compiler.weights import weights_of
 from spaq.passes.sparrow_layers import (
-    MAX_DIM, TILED, TILES_KEY, Layer, allocate, buffer_needs, find_layers, int_dict_attr, shape_of,
+    MAX_DIM, POOLS, TILED, TILES_KEY, Layer, allocate, buffer_needs, find_layers, int_dict_attr, shape_of,
 )
 
 K_STEP = 64
@@ -102,7 +102,15 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
         return _largest(layer, "rows", layer.region.rows, caps, store)
     if layer.kind == "view":
         return _largest(layer, "elems", prod(shape_of(layer.output)), caps, store, limit=1 << 40)
-    if layer.kind in ("move", "resample"):
+    if layer.kind == "quantize":
+        return _largest(layer, "rows", whole_tiles(layer)["rows"], caps, store)
+    if layer.kind in POOLS:
+        g = layer.pool
+        limit = MAX_DIM // (g["oh"] * g["ow"]) if layer.kind == "avgpool" else MAX_DIM  # VRED's rows: pixels x channels
+        return _largest(layer, "c", g["c"], caps, store, limit=max(1, limit))
+    if layer.kind == "conv":
+        return _conv_tiles(layer, target, caps, store)
+    if layer.kind == "move":
         from spaq.passes.sparrow_moves import move_elements
 
         return _largest(layer, "elems", max(move_elements(layer), 1), caps, store, limit=1 << 40)
@@ -124,6 +132,40 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
     return smallest
 
 
+def whole_tiles(layer: Layer) -> dict[str, int]:
+    """A pooling or quantize layer's tiles when it takes the whole tensor at once (the
+    default: `sparrow.tiles` is written on them only when it must be smaller)."""
+    if layer.kind == "quantize":
+        return {"rows": prod(shape_of(layer.input)[:-1])}
+    return {"c": layer.pool["c"]}
+
+
+def _conv_tiles(layer: Layer, target: Target, caps: dict[Buffer, int], store) -> dict[str, int]:
+    """A conv's tiles: `m` output pixels (whole output rows: a band of the image, its input
+    rows loaded with their halo), `k` reduction elements (whole input channels of one group:
+    a multiple of kh·kw; of 64 too when the weights are N:M or sub-byte, so the stored columns
+    and metadata of a chunk start on a byte) and `n` output channels of one group (multiples
+    of the array's columns). The largest band first, then whole channels, then the widest N."""
+    m, k, n = layer.mkn
+    g = layer.conv
+    kk, ow = g["kh"] * g["kw"], g["ow"]
+    n_group = n // g["g"]
+    cols = target.array.cols
+    n_options = sorted({n_group, *range(cols, n_group, cols)}, reverse=True)
+    step = kk if layer.nm is None and layer.wdtype.bits >= 8 else kk * 64 // gcd(kk, 64)
+    k_options = sorted({k, *range(step, k, step)}, reverse=True)
+    m_options = [r * ow for r in range(g["oh"], 0, -1) if r * ow <= MAX_DIM]
+    for mt in m_options:
+        for kt in k_options:
+            for nt in n_options:
+                tiles = {"m": mt, "n": nt, "k": kt}
+                if _fits(layer, tiles, caps, store):
+                    return tiles
+    smallest = {"m": m_options[-1], "n": n_options[-1], "k": k_options[-1]}
+    allocate(buffer_needs(layer, smallest, store), caps, layer.name)
+    return smallest
+
+
 def needs_tiles(layer: Layer) -> bool:
     return layer.kind in TILED and (layer.kind != "view" or layer.copy)
 
@@ -139,7 +181,14 @@ class TileLayersPass(ModulePass):
         store = weights_of(ctx)
         fused: set[Operation] = set()  # heads of the vector layers that became tails
         for layer in find_layers(main_func(op), store):
-            if layer.head in fused or not needs_tiles(layer) or TILES_KEY in layer.head.attributes:
+            if layer.head in fused or TILES_KEY in layer.head.attributes:
+                continue
+            if layer.kind in POOLS or layer.kind == "quantize":  # tiled only when the whole tensor does not fit
+                tiles = choose_tiles(layer, target, store)
+                if tiles != whole_tiles(layer):
+                    layer.head.attributes[TILES_KEY] = int_dict_attr(tiles)
+                continue
+            if not needs_tiles(layer):
                 continue
             tail = layer.tail_candidate
             if tail is not None and TILES_KEY not in tail.head.attributes:

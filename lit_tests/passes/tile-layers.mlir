@@ -73,13 +73,14 @@ func.func @main(%x: tensor<1x1x8x8xf32> {onnx.name = "input"}) -> (tensor<1x16xf
 
 // -----
 
-// A conv keeps its im2col rows whole: 64 * 64 pixels * 9 * 4 B of columns cannot fit edge's
-// 32 KiB ACT at any tile size, and the error names the layer and the buffer.
-// ERR-FIT: spaq-opt: error: layer 'conv9' needs 294912 bytes of ACT scratchpad, the target has 32768
-func.func @main(%x: tensor<1x1x64x64xf32> {onnx.name = "input"}) -> (tensor<1x8x64x64xf32> {onnx.name = "out"}) {
+// A conv is tiled down to one output row (m = 4000 pixels: its 3 input rows 48000 B, its
+// im2col columns 144000 B and its output 128000 B), which still cannot fit edge's 32 KiB ACT:
+// the error names the layer and the buffer.
+// ERR-FIT: spaq-opt: error: layer 'conv9' needs 320000 bytes of ACT scratchpad, the target has 32768
+func.func @main(%x: tensor<1x1x8x4000xf32> {onnx.name = "input"}) -> (tensor<1x8x8x4000xf32> {onnx.name = "out"}) {
   %w = onnx.Initializer "conv9.weight" : tensor<8x1x3x3xf32>
-  %y = onnx.Conv(%x, %w) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>, onnx.node = "conv9"} : (tensor<1x1x64x64xf32>, tensor<8x1x3x3xf32>) -> tensor<1x8x64x64xf32>
-  func.return %y : tensor<1x8x64x64xf32>
+  %y = onnx.Conv(%x, %w) {kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>, onnx.node = "conv9"} : (tensor<1x1x8x4000xf32>, tensor<8x1x3x3xf32>) -> tensor<1x8x8x4000xf32>
+  func.return %y : tensor<1x8x8x4000xf32>
 }
 
 // -----
