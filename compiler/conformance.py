@@ -50,7 +50,8 @@ PARAMETERS: dict[str, set[int]] = {
     "Squeeze": {1}, "Unsqueeze": {1}, "ConstantOfShape": {0}, "Resize": {1, 2, 3}, "Upsample": {1},
     "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
     "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
-    "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1},
+    "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1}, "Shape": {0}, "Size": {0},
+    "CenterCropPad": {1},
 }
 """Operand positions that are compile-time parameters (shapes, axes, pads, scales) rather
 than data; the simulator path binds graph inputs used only there."""
@@ -135,15 +136,31 @@ def _graph_inputs(model: onnx.ModelProto) -> list[str]:
 
 
 def bind_parameters(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[onnx.ModelProto, dict]:
-    """`model` with the graph inputs used only at `PARAMETERS` positions turned into
-    initializers holding their values in `feeds`; the remaining feeds."""
-    uses: dict[str, list[bool]] = defaultdict(list)
+    """`model` with the graph inputs that only ever reach `PARAMETERS` positions (directly,
+    or through nodes whose every result does) turned into initializers holding their values
+    in `feeds`; the remaining feeds."""
+    uses: dict[str, list[tuple[onnx.NodeProto, int]]] = defaultdict(list)
     for node in model.graph.node:
-        params = PARAMETERS.get(node.op_type, set()) if node.domain in ("", "ai.onnx") else set()
         for i, name in enumerate(node.input):
-            uses[name].append(i in params)
+            uses[name].append((node, i))
     outputs = {o.name for o in model.graph.output}
-    bound = {n for n in feeds if uses.get(n) and all(uses[n]) and n not in outputs}
+    memo: dict[str, bool] = {}
+
+    def parameter_only(name: str) -> bool:
+        if name not in memo:
+            memo[name] = False  # cycles (none in a valid graph) count as data
+            ok = name not in outputs and bool(uses[name])
+            for node, i in uses[name] if ok else ():
+                params = PARAMETERS.get(node.op_type, set()) if node.domain in ("", "ai.onnx") else set()
+                if i in params:
+                    continue
+                if not node.output or not all(parameter_only(o) for o in node.output if o):
+                    ok = False
+                    break
+            memo[name] = ok
+        return memo[name]
+
+    bound = {n for n in feeds if parameter_only(n)}
     if not bound:
         return model, feeds
     model = onnx.ModelProto.FromString(model.SerializeToString())

@@ -30,7 +30,7 @@ LARGE = 1024
 """Initializers of at least this many elements are mapped; smaller ones stay in the proto."""
 
 # Field numbers (onnx.proto) and protobuf wire types.
-MODEL_GRAPH, GRAPH_INITIALIZER, GRAPH_INPUT = 7, 5, 11
+MODEL_GRAPH, GRAPH_INITIALIZER, GRAPH_INPUT, VALUE_INFO_NAME = 7, 5, 11, 1
 T_DIMS, T_DATA_TYPE, T_NAME, T_RAW, T_EXTERNAL, T_LOCATION = 1, 2, 8, 9, 13, 14
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 
@@ -181,6 +181,8 @@ def load_mapped(path: str | Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray
             continue
         graph: list[bytes] = []
         inputs: list[bytes] = []
+        listed = {bytes(buf[x:y]).decode() for f, w, ga, gb, _ in _fields(buf, a, b) if f == GRAPH_INPUT and w == LEN
+                  for k, _, x, y, _ in _fields(buf, ga, gb) if k == VALUE_INFO_NAME}  # IR 3 lists initializers
         for gfield, gwire, ga, gb, gfirst in _fields(buf, a, b):
             if gfield == GRAPH_INITIALIZER and gwire == LEN:
                 tensor = _Tensor(buf, ga, gb)
@@ -188,8 +190,9 @@ def load_mapped(path: str | Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray
                 if array is not None:
                     array.flags.writeable = False
                     weights[tensor.name] = array
-                    info = helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
-                    inputs.append(_len_field(GRAPH_INPUT, info.SerializeToString()))
+                    if tensor.name not in listed:
+                        info = helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+                        inputs.append(_len_field(GRAPH_INPUT, info.SerializeToString()))
                     continue
             graph.append(bytes(buf[gfirst:gb]))
         parts.append(_len_field(MODEL_GRAPH, b"".join(graph + inputs)))

@@ -127,13 +127,15 @@ def _take_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     still knows them), freeing each protobuf tensor as it is read."""
     taken: dict[str, np.ndarray] = {}
     keep = []
+    listed = {i.name for i in model.graph.input}
     for tensor in model.graph.initializer:
         if int(np.prod(tensor.dims)) < LARGE or tensor.data_location == onnx.TensorProto.EXTERNAL:
             keep.append(tensor)
             continue
         taken[tensor.name] = numpy_helper.to_array(tensor)
         tensor.ClearField("raw_data")  # free the protobuf copy before reading the next one
-        model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        if tensor.name not in listed:  # IR version 3 lists initializers as inputs already
+            model.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
     return taken

@@ -643,6 +643,12 @@ class _Lowering:
 
         lower_move(self, layer)
 
+    def _resample(self, layer: Layer) -> None:
+        """Linear / cubic Resize: per tap a gather, a VBIN mul by its weights, a VBIN add."""
+        from spaq.passes.sparrow_moves import lower_resample
+
+        lower_resample(self, layer)
+
     def _quantize(self, layer: Layer) -> None:
         sram = layer.sram()
         scale = np.asarray(layer.head.scale.get_values(), np.float32)

@@ -233,7 +233,7 @@ COMPUTE = ("onnx.Conv", "onnx.Gemm", "quant.conv", "quant.gemm")
 POOLS = ("maxpool", "avgpool", "globalpool")
 """Pooling layers: tiled by channels (`c`, which pool independently) only when the whole
 image does not fit; without `sparrow.tiles` they take every channel at once."""
-TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move")
+TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move", "resample")
 """Layer kinds tile-layers chooses tiles for (views only when they copy)."""
 
 
@@ -396,10 +396,12 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         return Layer(kind, name, op, op.operands[0], op.results[0], [op])
     if is_view_op(op):
         return Layer("view", name, op, op.operands[0], op.results[0], [op])
-    from spaq.passes.sparrow_moves import is_move_op
+    from spaq.passes.sparrow_moves import is_move_op, is_resample_op
 
     if is_move_op(op):  # Concat, Split, Pad, Tile, ...: a selection of elements (sparrow_moves.py)
         return Layer("move", name, op, op.operands[0], op.results[0], [op])
+    if is_resample_op(op):  # linear / cubic Resize: weighted sums of gathered elements
+        return Layer("resample", name, op, op.operands[0], op.results[0], [op])
     if _is(op, "Gather") and not is_constant(op.operands[1]):  # run-time indices, any table, any axis
         return Layer("gather", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "MatMul") and not is_constant(op.operands[0]) and not is_constant(op.operands[1]):
@@ -1148,7 +1150,7 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
     if layer.kind in POOLS:
         return pool_needs(layer, tiles.get("c", layer.pool["c"]))
-    if layer.kind == "move":
+    if layer.kind in ("move", "resample"):
         from spaq.passes.sparrow_moves import move_needs
 
         return move_needs(layer, tiles)

@@ -30,7 +30,7 @@ from math import prod
 import numpy as np
 from xdsl.ir import Operation, SSAValue
 
-from spaq.backends.sparrow.isa import Buffer, DType
+from spaq.backends.sparrow.isa import BinaryOp, Buffer, DType
 from spaq.compiler.errors import SpaqError
 from spaq.dialects.onnx import NoValueOp, OnnxOp
 from spaq.passes.compression import is_constant
@@ -185,12 +185,41 @@ def _fits(p: MovePiece) -> bool:
     return p.rstride < STRIDE_LIMIT and p.cstride < STRIDE_LIMIT
 
 
-def lower_move(lw, layer) -> None:
-    """A move layer's instructions (`lw` is lower-to-sparrow's `_Lowering`)."""
-    from spaq.passes.lower_to_sparrow import Piece, _dma, dma_cut
+class Assembly:
+    """How one selection map (`ids`, over `base`: the fill's address, then each source's
+    root address) is put together in ACT: DMA pieces, or element GATHERs by a constant index
+    segment when the pieces would be many. `emit(sp, idx_sp, e0, e1)` assembles elements
+    [e0, e1) of the row-major order at ACT `sp` (`idx_sp`: room for the indices)."""
 
-    op = layer.head
-    sram, step = layer.sram(), layer.tiles()["elems"]
+    def __init__(self, lw, layer, ids: np.ndarray, base: list[int], dtype: DType, tag: str):
+        self.lw, self.layer, self.ids, self.base, self.dtype = lw, layer, ids, base, dtype
+        self.pieces = plan_pieces(ids)
+        total = ids.size
+        self.gather = len(self.pieces) * GATHER_BELOW > total and len(self.pieces) > 4
+        if not self.gather and not all(_fits(p) for p in self.pieces):
+            self.gather = True
+        self.index = _index_segment(lw, layer, ids, tag) if self.gather else None
+
+    def emit(self, sp: int, idx_sp: int, e0: int, e1: int) -> None:
+        from spaq.passes.lower_to_sparrow import Piece, _dma, dma_cut
+
+        lw, dtype = self.lw, self.dtype
+        if self.gather:
+            _gather_chunk(lw, self.ids, self.index, self.base, sp, idx_sp, dtype, e0, e1)
+            return
+        e = dtype.bits // 8
+        for p in self.pieces:
+            lo, hi = max(e0, p.start), min(e1, p.start + p.rows * p.cols)
+            if lo >= hi:
+                continue
+            whole = Piece(p.offset, p.rows, p.cols, p.rstride, p.cstride)
+            for c in dma_cut([whole], lo - p.start, hi - p.start):
+                _dma(lw.p, "load", Buffer.ACT, dtype, sp + (lo - e0) * e, self.base[p.source] + c.offset * e,
+                     c.rows, c.cols, c.rstride, c.cstride)
+                lo += c.rows * c.cols
+
+
+def _sources(lw, layer, op: Operation) -> tuple[list[View], DType]:
     data = data_operands(op)
     views = [lw.view(op.operands[i]) for i in data]
     dtype = dram_dtype(element_type(op.results[0]))
@@ -199,7 +228,14 @@ def lower_move(lw, layer) -> None:
     for v in views:
         if lw.dtype_of(v) != dtype:
             raise SpaqError(f"layer '{layer.name}': {op.name} between element types is not supported")
-    e = dtype.bits // 8
+    return views, dtype
+
+
+def lower_move(lw, layer) -> None:
+    """A move layer's instructions (`lw` is lower-to-sparrow's `_Lowering`)."""
+    op = layer.head
+    sram, step = layer.sram(), layer.tiles()["elems"]
+    views, dtype = _sources(lw, layer, op)
     ids = selection(op, lw.store, [v.offsets() for v in views])
     roots = [lw.addr[v.root] for v in views]
     fill_addr = None
@@ -212,27 +248,96 @@ def lower_move(lw, layer) -> None:
         if (m == 0).any() and fill_addr is None:
             fill_addr = _fill(lw, layer, op, dtype)
         base = [fill_addr if fill_addr is not None else 0] + roots
-        pieces = plan_pieces(m)
-        gather = len(pieces) * GATHER_BELOW > total and len(pieces) > 4
-        if not gather and not all(_fits(p) for p in pieces):
-            gather = True
-        index = _index_segment(lw, layer, m, i) if gather else None
+        plan = Assembly(lw, layer, m, base, dtype, str(i) if i else "")
         for e0 in range(0, total, step):
             e1 = min(total, e0 + step)
-            if gather:
-                _gather_chunk(lw, layer, m, index, base, sram, dtype, e0, e1)
-            else:
-                for p in pieces:
-                    lo, hi = max(e0, p.start), min(e1, p.start + p.rows * p.cols)
-                    if lo >= hi:
-                        continue
-                    whole = Piece(p.offset, p.rows, p.cols, p.rstride, p.cstride)
-                    for c in dma_cut([whole], lo - p.start, hi - p.start):
-                        at = lo - e0
-                        _dma(lw.p, "load", Buffer.ACT, dtype, sram["buf"] + at * e, base[p.source] + c.offset * e,
-                             c.rows, c.cols, c.rstride, c.cstride)
-                        lo += c.rows * c.cols
+            plan.emit(sram["buf"], sram["idx"], e0, e1)
             lw.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e1)
+
+
+# ------------------------------------------------------------------------------ resampling
+
+BASIS_LIMIT = 1 << 12
+"""Largest input (elements) whose Resize weights are derived from the kernel's basis responses."""
+
+
+def is_resample_op(op: Operation) -> bool:
+    """A float32 Resize that is not a pure selection (linear, cubic, antialiased, cropped
+    with an extrapolation value): a weighted sum of gathered input elements."""
+    if not isinstance(op, OnnxOp) or op.op_type != "Resize" or is_constant(op.operands[0]):
+        return False
+    if not all(is_constant(v) for v in op.operands[1:] if not isinstance(v.owner, NoValueOp)):
+        return False
+    return dram_dtype(element_type(op.operands[0])) == DType.F32 and not is_move_op(op)
+
+
+def resample_taps(op: Operation, store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index [T, out], weight [T, out], bias [out]) with y = sum_t weight[t] * x[index[t]] + bias:
+    the kernel is linear in x, so running it on each basis vector (and on zeros, for the bias)
+    gives the interpolation matrix; its non-zeros per output element become the taps."""
+    from spaq.compiler.evaluator import Evaluation
+
+    x_shape = shape_of(op.operands[0])
+    n_in, n_out = prod(x_shape), prod(shape_of(op.results[0]))
+    if n_in > BASIS_LIMIT:
+        raise SpaqError(f"layer '{_name(op)}': {op.name} of more than {BASIS_LIMIT} elements runs on Sparrow "
+                        f"as nearest-neighbour only")
+    ev = Evaluation(store)
+    params = [None if isinstance(v.owner, NoValueOp) else constant_value(store, v) for v in op.operands[1:]]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(ev.run_op(op, [x, *params])[0], np.float64).reshape(-1)
+
+    bias = run(np.zeros(x_shape, np.float32))
+    matrix = np.empty((n_out, n_in))
+    for j in range(n_in):
+        e = np.zeros(n_in, np.float32)
+        e[j] = 1
+        matrix[:, j] = run(e.reshape(x_shape)) - bias
+    taps = max(int((matrix != 0).sum(axis=1).max()), 1) if n_out else 1
+    order = np.argsort(matrix == 0, axis=1, kind="stable")[:, :taps]  # the non-zeros first
+    index = order.T.copy()
+    weight = np.take_along_axis(matrix, order, axis=1).T.astype(np.float32)
+    return index, weight, bias.astype(np.float32)
+
+
+def lower_resample(lw, layer) -> None:
+    """Per tap: assemble the gathered inputs (DMA pieces or element GATHERs), LOAD the tap's
+    weights, VBIN mul, VBIN add into the sum; then the bias (an extrapolation value), STORE."""
+    from spaq.passes.lower_to_sparrow import _dma
+
+    op = layer.head
+    sram, step = layer.sram(), layer.tiles()["elems"]
+    (view,), dtype = _sources(lw, layer, op)
+    index, weight, bias = resample_taps(op, lw.store)
+    out = op.results[0]
+    lw.activation(out, layer.name)
+    dst = lw.view(out)
+    total = prod(shape_of(out))
+    if total == 0:
+        return
+    offsets = view.offsets().reshape(-1)
+    root = lw.addr[view.root]
+    plans, weights = [], []
+    for t in range(index.shape[0]):
+        ids = ((1 << SHIFT) + offsets[index[t]]).reshape(shape_of(out))
+        plans.append(Assembly(lw, layer, ids, [0, root], dtype, f"{t}"))
+        weights.append(lw.p.segment(f"{layer.name}.w{t}", "scales", DType.F32, (total,), weight[t]))
+    b_addr = lw.p.segment(f"{layer.name}.bias", "scales", DType.F32, (total,), bias) if bias.any() else None
+    for e0 in range(0, total, step):
+        n = min(total, e0 + step) - e0
+        tile = dict(rows=1, cols=n)
+        for t, (plan, w) in enumerate(zip(plans, weights)):
+            plan.emit(sram["a"], sram["idx"], e0, e0 + n)
+            _dma(lw.p, "load", Buffer.ACT, DType.F32, sram["w"], w + 4 * e0, 1, n, n, 1)
+            dst_t = sram["buf"] if t == 0 else sram["a"]
+            lw.p.emit("vbin", op=BinaryOp.MUL, src=sram["a"], src1=sram["w"], dst=dst_t, **tile)
+            if t:
+                lw.p.emit("vbin", op=BinaryOp.ADD, src=sram["buf"], src1=sram["a"], dst=sram["buf"], **tile)
+        if b_addr is not None:
+            _dma(lw.p, "load", Buffer.ACT, DType.F32, sram["w"], b_addr + 4 * e0, 1, n, n, 1)
+            lw.p.emit("vbin", op=BinaryOp.ADD, src=sram["buf"], src1=sram["w"], dst=sram["buf"], **tile)
+        lw.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e0 + n)
 
 
 def _fill(lw, layer, op: Operation, dtype: DType) -> int:
@@ -245,7 +350,7 @@ def _fill(lw, layer, op: Operation, dtype: DType) -> int:
     return lw.p.segment(f"{layer.name}.fill", "values", dtype, (1,), value)
 
 
-def _index_segment(lw, layer, ids: np.ndarray, i: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _index_segment(lw, layer, ids: np.ndarray, tag: str) -> tuple[int, np.ndarray, np.ndarray]:
     """The constant i32 element indices of a gathered result (relative to each source's
     lowest gathered element), its address, and per element the source and that lowest
     offset."""
@@ -259,11 +364,13 @@ def _index_segment(lw, layer, ids: np.ndarray, i: int) -> tuple[int, np.ndarray,
             raise SpaqError(f"layer '{layer.name}': a gathered source spans more than {STRIDE_LIMIT} elements")
         low[sel] = lo
     rel = (off - low).astype(np.int32)
-    addr = lw.p.segment(f"{layer.name}.idx{i}" if i else f"{layer.name}.idx", "values", DType.I32, rel.shape, rel)
+    addr = lw.p.segment(f"{layer.name}.idx{tag}", "values", DType.I32, rel.shape, rel)
     return addr, src, low
 
 
-def _gather_chunk(lw, layer, ids: np.ndarray, index, base: list[int], sram, dtype: DType, e0: int, e1: int) -> None:
+def _gather_chunk(lw, ids: np.ndarray, index, base: list[int], sp: int, idx_sp: int, dtype: DType,
+                  e0: int, e1: int) -> None:
+    """Elements [e0, e1) by GATHER (rows of one element), a run of one source at a time."""
     from spaq.passes.lower_to_sparrow import _dma
 
     addr, src, low = index
@@ -278,19 +385,27 @@ def _gather_chunk(lw, layer, ids: np.ndarray, index, base: list[int], sram, dtyp
         rows = b - a
         lo = int(low[a])
         top = int((flat_off[a:b] - lo).max()) + 1
-        _dma(lw.p, "load", Buffer.ACT, DType.I32, sram["idx"], addr + 4 * a, 1, rows, rows, 1)
-        lw.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["buf"] + (a - e0) * e, dram=base[s] + lo * e,
-                  rows=rows, cols=1, rstride=1, limit=top, ibuf=Buffer.ACT, idtype=DType.I32, idx=sram["idx"])
+        _dma(lw.p, "load", Buffer.ACT, DType.I32, idx_sp, addr + 4 * a, 1, rows, rows, 1)
+        lw.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sp + (a - e0) * e, dram=base[s] + lo * e,
+                  rows=rows, cols=1, rstride=1, limit=top, ibuf=Buffer.ACT, idtype=DType.I32, idx=idx_sp)
         a = b
 
 
 def move_needs(layer, tiles: dict[str, int]) -> dict[str, tuple[Buffer, int]]:
+    """The chunk being assembled (`buf`) and its indices (`idx`); a resample also has the
+    gathered tap (`a`) and its weights (`w`), all float32."""
     elems = tiles["elems"]
-    return {"buf": (Buffer.ACT, layer.odtype.nbytes(elems)), "idx": (Buffer.ACT, 4 * min(elems, MAX_DIM))}
+    need = {"buf": (Buffer.ACT, layer.odtype.nbytes(elems)), "idx": (Buffer.ACT, 4 * min(elems, MAX_DIM))}
+    if layer.kind == "resample":
+        need["a"] = (Buffer.ACT, 4 * elems)
+        need["w"] = (Buffer.ACT, 4 * elems)
+    return need
 
 
 def move_elements(layer) -> int:
-    return max(prod(shape_of(r)) for r in layer.head.results)
+    """Elements of the largest result; a resample's vector instructions take at most MAX_DIM."""
+    n = max(prod(shape_of(r)) for r in layer.head.results)
+    return min(n, MAX_DIM) if layer.kind == "resample" else n
 
 
 def copy_out(lw, value: SSAValue, name: str, capacity: int) -> None:

@@ -22,9 +22,11 @@ program pays only for executing it.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -96,8 +98,17 @@ class SimResult:
     image: MemoryImage
 
 
+Step = Callable[[], None]
+
+
 class Machine:
-    """DRAM and the scratchpads, with one method per instruction."""
+    """DRAM and the scratchpads, with one method per instruction.
+
+    A method checks the fields, counts the work (`_add`) and moves the data. One whose counts
+    follow from the fields alone may instead return the data movement as a `Step` (a closure
+    over the scratchpad and DRAM views it prepared): `execute` runs it and keeps it, with the
+    counts, for the next executions of the same decoded instruction, as a session runs one
+    program many times. A step reads its operands when it runs and counts nothing."""
 
     def __init__(self, dram: np.ndarray, target: Target):
         self.dram = dram
@@ -112,20 +123,30 @@ class Machine:
         self.stable = None
         self.wgt_source: dict[int, tuple[tuple, int]] = {}
         self.float_weights: dict[tuple, np.ndarray] = {}
+        self._steps: dict[int, tuple[Instruction, Step, dict[str, int], bool]] = {}
 
     _WGT_WRITERS = {"vbin": ("obuf",), "vun": ("obuf",), "vred": ("obuf",), "vsel": ("obuf",), "vreq": ("obuf",),
                     "vquant": ("obuf", "sbuf"), "gather": ("buf",)}
     """Instructions that may write WGT other than LOAD (their result scratchpad fields)."""
 
     def execute(self, ins: Instruction) -> dict[str, int]:
-        """Run one instruction; returns the work counted while running it (`Cost` fields)."""
-        self.count = {}
-        op = ins.spec.mnemonic
-        getattr(self, op)(ins)
-        if self.wgt_source and op in self._WGT_WRITERS and \
-                any(getattr(ins, f) is Buffer.WGT for f in self._WGT_WRITERS[op]):
+        """Run one instruction; returns the work counted while running it (`Cost` fields; the
+        caller must not modify it)."""
+        kept = self._steps.get(id(ins))
+        if kept is not None and kept[0] is ins:
+            kept[1]()
+            count, writes_wgt = kept[2], kept[3]
+        else:
+            self.count = count = {}
+            op = ins.spec.mnemonic
+            step = getattr(self, op)(ins)
+            writes_wgt = op in self._WGT_WRITERS and any(getattr(ins, f) is Buffer.WGT for f in self._WGT_WRITERS[op])
+            if step is not None:
+                step()
+                self._steps[id(ins)] = (ins, step, count, writes_wgt)
+        if writes_wgt and self.wgt_source:
             self.wgt_source.clear()  # WGT now holds something no LOAD put there
-        return self.count
+        return count
 
     def _add(self, **counts: int) -> None:
         for key, n in counts.items():
@@ -151,6 +172,11 @@ class Machine:
         return from_bytes(raw, dtype, cols)
 
     def _put(self, raw: np.ndarray, values: np.ndarray, dtype: DType) -> None:
+        self._write(raw, values, dtype)
+        self._add(sram_bytes=raw.size)
+
+    def _write(self, raw: np.ndarray, values: np.ndarray, dtype: DType) -> None:
+        """`values` into the tile bytes `raw` (`_put` without counting)."""
         if values.shape[0] != raw.shape[0] or dtype.nbytes(values.shape[1]) != raw.shape[1]:
             raise _Fault(f"result of shape {values.shape} does not fit the destination tile")
         native = self._NATIVE.get(dtype)
@@ -158,7 +184,6 @@ class Machine:
             raw.view(native)[...] = values
         else:
             raw[...] = to_bytes(values, dtype)
-        self._add(sram_bytes=raw.size)
 
     def _read(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
         return self._get(self._tile(buf, addr, rows, cols, dtype), dtype, cols)
@@ -207,30 +232,54 @@ class Machine:
         used = ins.cols * ins.dtype.bits % 8
         return (1 << used) - 1 if used else 0xFF
 
-    def load(self, ins: Instruction) -> None:
-        dst = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
-        if ins.buf is Buffer.WGT and self.stable is not None:
-            self._note_weight_load(ins, dst.size)
-        if ins.dtype.bits >= 8:  # whole bytes: one strided copy, element by element
-            src = self._dram(ins)
-            e = src.shape[2]
-            if e > 1:
-                src = src.view(f"u{e}")[..., 0]
-            dst.view(f"u{e}").reshape(src.shape)[...] = src
-        else:
-            src = self._dram(ins).reshape(ins.rows, -1)  # a copy: the view is strided
-            src[:, -1] &= self._last_byte_mask(ins)
-            dst[...] = src
-        self._add(sram_bytes=dst.size)
+    @staticmethod
+    def _element_views(tile: np.ndarray, dram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A whole-byte transfer's tile bytes and `_dram` view as [rows, cols] arrays of one
+        unsigned element each (one strided copy moves it)."""
+        e = dram.shape[2]
+        if e > 1:
+            dram = dram.view(f"u{e}")[..., 0]
+        return tile.view(f"u{e}").reshape(dram.shape), dram
 
-    def _note_weight_load(self, ins: Instruction, nbytes: int) -> None:
+    def load(self, ins: Instruction) -> Step:
+        dst = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
+        src = self._dram(ins)
+        self._add(sram_bytes=dst.size)
+        if ins.dtype.bits >= 8:
+            copy = functools.partial(np.copyto, *self._element_views(dst, src))
+        else:
+            mask = self._last_byte_mask(ins)
+
+            def copy():
+                dst[...] = src
+                dst[:, -1] &= mask  # bits past the row's last element read as 0
+
+        if ins.buf is not Buffer.WGT or self.stable is None:
+            return copy
+        note = self._note_weight_load(ins, dst.size)
+
+        def step():
+            note()
+            copy()
+
+        return step
+
+    def _note_weight_load(self, ins: Instruction, nbytes: int) -> Step:
+        """The step recording in `wgt_source` what this LOAD puts in WGT."""
         lo, hi = ins.sp, ins.sp + nbytes
-        for addr in [a for a, (_, end) in self.wgt_source.items() if a < hi and end > lo]:
-            del self.wgt_source[addr]
         e = max(ins.dtype.bits // 8, 1)
         last = ins.dram + ((ins.rows - 1) * ins.rstride + (ins.cols - 1) * ins.cstride + 1) * e
-        if self.stable(ins.dram, last):
-            self.wgt_source[lo] = ((ins.dram, ins.rows, ins.cols, ins.rstride, ins.cstride, ins.dtype), hi)
+        entry = ((ins.dram, ins.rows, ins.cols, ins.rstride, ins.cstride, ins.dtype), hi) \
+            if self.stable(ins.dram, last) else None
+        source = self.wgt_source
+
+        def note():
+            for addr in [a for a, (_, end) in source.items() if a < hi and end > lo]:
+                del source[addr]
+            if entry is not None:
+                source[lo] = entry
+
+        return note
 
     def _float_weights(self, ins: Instruction, w: np.ndarray) -> np.ndarray | None:
         """The memoised float32 of a dense integer weight tile that a LOAD of stable DRAM bytes
@@ -244,16 +293,20 @@ class Machine:
             wf = self.float_weights[src[0]] = core.float_weights(w)
         return wf
 
-    def store(self, ins: Instruction) -> None:
+    def store(self, ins: Instruction) -> Step:
         src = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
         dst = self._dram(ins)
         self._add(sram_bytes=src.size)
         if ins.dtype.bits >= 8:
-            dst[...] = src.reshape(dst.shape)
-            return
+            src, dst = self._element_views(src, dst)
+            return functools.partial(np.copyto, dst, src)
         mask = self._last_byte_mask(ins)
-        dst[:, :-1] = src[:, :-1]
-        dst[:, -1] = (dst[:, -1] & (0xFF ^ mask)) | (src[:, -1] & mask)
+
+        def step():
+            dst[:, :-1] = src[:, :-1]
+            dst[:, -1] = (dst[:, -1] & (0xFF ^ mask)) | (src[:, -1] & mask)
+
+        return step
 
     def gather(self, ins: Instruction) -> None:
         """Row r of the [rows, cols] tile at `sp` is row idx[r] of the table at `dram` (rows
@@ -318,30 +371,42 @@ class Machine:
             self._add(meta_decoded=stored.size)  # one lookup per stored weight
         return core.weight_values(stored, ins.wfmt, table)
 
-    def _multiply(self, ins: Instruction, acc_type: DType, dst: np.ndarray, w: np.ndarray, slots) -> None:
-        """ACC (+)= ACT . W^T with the decoded W[n, k]. MACs: every stored slot x every row, or
-        under askip only the slots whose activation is non-zero (`slots()`: stored weight slots
-        per reduction column, [k])."""
+    def _multiply(self, ins: Instruction, acc_type: DType, dst: np.ndarray, w: np.ndarray, slots) -> Step:
+        """ACC (+)= ACT . W^T with the decoded W[n, k], as a step (over `w` as given: only a
+        view of WGT may be kept). MACs: every stored slot x every row, or under askip only the
+        slots whose activation is non-zero (`slots()`: stored weight slots per reduction column,
+        [k]), counted from ACT now."""
         a = self._read_view(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         wtype = core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)
-        wf = self._float_weights(ins, w) if ins.spec.mnemonic == "gemm" and self.wgt_source else None
         acc = dst.view(self._NATIVE[acc_type])  # ACC holds f32 or i32
-        try:
-            core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=bool(ins.askip), operands_exact=True,
-                      w_float=wf, out=acc, accumulate=bool(ins.accumulate))  # int32 wraps modulo 2^32
-        except ValueError as e:
-            raise _Fault(str(e)) from None
+        memo = ins.spec.mnemonic == "gemm"
+        askip, accumulate = bool(ins.askip), bool(ins.accumulate)
+
+        def step():
+            wf = self._float_weights(ins, w) if memo and self.wgt_source else None
+            try:
+                core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=askip, operands_exact=True,
+                          w_float=wf, out=acc, accumulate=accumulate)  # int32 wraps modulo 2^32
+            except ValueError as e:
+                raise _Fault(str(e)) from None
+
         macs = gemm_macs(ins)
         if ins.askip:
             macs = int(np.count_nonzero(a, axis=0) @ slots())
             self._add(meta_decoded=a.size)  # the zero detector tests every activation
         self._add(macs=macs, dense_macs=ins.m * ins.n * ins.k, sram_bytes=dst.size * (2 if ins.accumulate else 1))
+        return step
 
-    def gemm(self, ins: Instruction) -> None:
+    def gemm(self, ins: Instruction) -> Step | None:
         acc_type = self._gemm_mode(ins)
         dst = self._tile(Buffer.ACC, ins.acc, ins.m, ins.n, acc_type)
         w = self._weights(ins, ins.n, ins.k)
-        self._multiply(ins, acc_type, dst, w, lambda: np.full(ins.k, ins.n, np.int64))
+        step = self._multiply(ins, acc_type, dst, w, lambda: np.full(ins.k, ins.n, np.int64))
+        if not ins.askip and ins.wfmt is WeightFormat.PLAIN and ins.adtype in self._NATIVE and \
+                ins.wdtype in self._NATIVE:  # ACT and W are views of their tiles, the MACs fixed
+            return step
+        step()
+        return None
 
     def spgemm(self, ins: Instruction) -> None:
         acc_type = self._gemm_mode(ins)
@@ -360,7 +425,7 @@ class Machine:
             cols = (indices.reshape(ins.n, groups, n_) + (np.arange(groups) * m_)[:, None]).ravel()
             return np.bincount(cols[cols < ins.k], minlength=ins.k)
 
-        self._multiply(ins, acc_type, dst, w, slots)
+        self._multiply(ins, acc_type, dst, w, slots)()
 
     def bsgemm(self, ins: Instruction) -> None:
         acc_type = self._gemm_mode(ins)
@@ -383,7 +448,7 @@ class Machine:
             per_block_col = np.bincount(ids % gc, minlength=gc) * br
             return np.repeat(per_block_col, bc)[: ins.k]
 
-        self._multiply(ins, acc_type, dst, w, slots)
+        self._multiply(ins, acc_type, dst, w, slots)()
 
     def usgemm(self, ins: Instruction) -> None:
         acc_type = self._gemm_mode(ins)
@@ -403,7 +468,7 @@ class Machine:
             w = csr_decompress(row_ptr, col_idx, values, k)
             self._add(meta_decoded=row_ptr.size + col_idx.size)
             slots = lambda: np.bincount(col_idx, minlength=k)  # noqa: E731
-        self._multiply(ins, acc_type, dst, w, slots)
+        self._multiply(ins, acc_type, dst, w, slots)()
 
     # -- vector unit -----------------------------------------------------------------------
 
@@ -423,7 +488,7 @@ class Machine:
         lowest = -np.inf if ins.dtype.is_float else ins.dtype.int_range[0]
         self._window_op(ins, core.maxpool, ins.c, pad_value=lowest)
 
-    def epilogue(self, ins: Instruction) -> None:
+    def epilogue(self, ins: Instruction) -> Step:
         mode, odtype, rows, cols = ins.mode, ins.odtype, ins.rows, ins.cols
         acc_type = DType.F32 if mode is EpilogueMode.FLOAT else DType.I32
         zp = ins.zp - 256 if odtype.is_signed and ins.zp >= 128 else ins.zp
@@ -433,17 +498,20 @@ class Machine:
                 raise _Fault(f"zero point {zp} is outside the {odtype.name.lower()} range [{lo}, {hi}]")
         dst = self._tile(Buffer.ACT, ins.dst, rows, cols, odtype)
         acc = self._read_view(Buffer.ACC, ins.src, rows, cols, acc_type)
-        params = {
-            name: self._read(Buffer.PARAM, ins.param + 4 * cols * i, 1, cols, dtype)[0]
+        params = {  # 4-byte words: views of PARAM
+            name: self._read_view(Buffer.PARAM, ins.param + 4 * cols * i, 1, cols, dtype)[0]
             for i, (name, dtype) in enumerate(epilogue_params(mode, bool(ins.bias)))
         }
         out = dst.view(vector.F32) if odtype is DType.F32 else None  # ACC and ACT never overlap
-        y = core.epilogue(acc, mode, odtype, zero_point=zp, relu=bool(ins.relu), out=out, **params)
-        if y is out:
-            self._add(sram_bytes=dst.size)
-        else:
-            self._put(dst, y, odtype)
-        self._add(vector_elements=y.size)
+        relu = bool(ins.relu)
+        self._add(sram_bytes=dst.size, vector_elements=rows * cols)
+
+        def step():
+            y = core.epilogue(acc, mode, odtype, zero_point=zp, relu=relu, out=out, **params)
+            if y is not out:
+                self._write(dst, y, odtype)
+
+        return step
 
     def quant(self, ins: Instruction) -> None:
         dst = self._tile(Buffer.ACT, ins.dst, ins.rows, ins.cols, ins.odtype)
@@ -453,86 +521,103 @@ class Machine:
         self._put(dst, y, ins.odtype)
         self._add(vector_elements=y.size)
 
-    def softmax(self, ins: Instruction) -> None:
-        raw, out = self._vdst(Buffer.ACT, ins.dst, ins.rows, ins.cols, DType.F32)
-        x = self._vin(Buffer.ACT, ins.src, ins.rows, ins.cols, DType.F32)
-        self._vput(raw, vector.softmax(x, out=out), DType.F32, out)  # = core.softmax, in place
-        self._add(vector_elements=3 * x.size)
+    def softmax(self, ins: Instruction) -> Step:
+        out, put = self._vout(Buffer.ACT, ins.dst, ins.rows, ins.cols, DType.F32)
+        x = self._voperand(Buffer.ACT, ins.src, ins.rows, ins.cols, DType.F32)
+        self._add(vector_elements=3 * ins.rows * ins.cols)
+        return lambda: put(vector.softmax(x(), out=out))  # = core.softmax, in place
 
     # -- vector arithmetic: VBIN VUN VRED VSEL VQUANT VREQ (numerics in vector.py) -----------
     # Operands are read as float32 (f32 tiles in place, as views; other types converted) and
     # results are computed in float32, then written in `odtype` (f32 results straight into the
     # destination). Every operand is read before the result is written: dst may alias a source.
 
-    def _vin(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
+    def _voperand(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> Callable[[], np.ndarray]:
+        """Count an operand tile's bytes; returns what reads its float32 values (f32: a view)."""
         raw = self._tile(buf, addr, rows, cols, dtype)
         self._add(sram_bytes=raw.size)
         if dtype is DType.F32:
-            return raw.view(vector.F32)
-        return vector.to_f32(from_bytes(raw, dtype, cols))
+            view = raw.view(vector.F32)
+            return lambda: view
+        return lambda: vector.to_f32(from_bytes(raw, dtype, cols))
 
-    def _vsecond(self, ins: Instruction, bcast, dtype: DType, buf: Buffer, addr: int) -> np.ndarray:
-        """A broadcast operand, broadcastable to [rows, cols] (an immediate: a float32 scalar)."""
+    def _vbroadcast(self, ins: Instruction, bcast, dtype: DType, buf: Buffer, addr: int) -> Callable[[], np.ndarray]:
+        """A broadcast operand, broadcastable to [rows, cols] (an immediate: a float32 scalar):
+        `_voperand` for the operand's tile."""
         shape = vector.operand_shape(bcast, ins.rows, ins.cols, ins.group)
         if shape is None:
-            return vector.imm_value(ins.imm)
-        return vector.expand(self._vin(buf, addr, *shape, dtype), bcast, ins.cols, ins.group)
+            value = vector.imm_value(ins.imm)
+            return lambda: value
+        read = self._voperand(buf, addr, *shape, dtype)
+        cols, group = ins.cols, ins.group
+        return lambda: vector.expand(read(), bcast, cols, group)
 
-    def _vdst(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType):
-        """The destination's bytes, and its float32 view when results can be computed in place."""
+    def _vsecond(self, ins: Instruction, bcast, dtype: DType, buf: Buffer, addr: int) -> np.ndarray:
+        return self._vbroadcast(ins, bcast, dtype, buf, addr)()
+
+    def _vout(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType):
+        """Count a result tile's bytes; returns (its float32 view when results can be computed
+        in place, else None; what writes a float32 result `y` there in `dtype`)."""
         raw = self._tile(buf, addr, rows, cols, dtype)
-        return raw, (raw.view(vector.F32) if dtype is DType.F32 else None)
-
-    def _vput(self, raw: np.ndarray, y: np.ndarray, dtype: DType, out: np.ndarray | None) -> None:
         self._add(sram_bytes=raw.size)
         if dtype is DType.F32:
-            if y is not out:
-                raw.view(vector.F32)[...] = y
-        else:
-            raw[...] = to_bytes(vector.convert(y, dtype), dtype)
+            out = raw.view(vector.F32)
 
-    def vbin(self, ins: Instruction) -> None:
-        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
-        a = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        b = self._vsecond(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
-        self._vput(raw, vector.binary(ins.op, a, b, out=out), ins.odtype, out)
-        self._add(vector_elements=vector.BINARY_PASSES[ins.op] * a.size)
+            def put(y):
+                if y is not out:
+                    out[...] = y
 
-    def vun(self, ins: Instruction) -> None:
-        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
-        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        self._vput(raw, vector.unary(ins.op, x, vector.imm_value(ins.imm), out=out), ins.odtype, out)
-        self._add(vector_elements=vector.UNARY_PASSES[ins.op] * x.size)
+            return out, put
+        return None, lambda y: raw.__setitem__(Ellipsis, to_bytes(vector.convert(y, dtype), dtype))
 
-    def vred(self, ins: Instruction) -> None:
+    def vbin(self, ins: Instruction) -> Step | None:
+        out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        a = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        b = self._vbroadcast(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+        self._add(vector_elements=vector.BINARY_PASSES[ins.op] * ins.rows * ins.cols)
+        op = ins.op
+        return lambda: put(vector.binary(op, a(), b(), out=out))
+
+    def vun(self, ins: Instruction) -> Step | None:
+        out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        x = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        self._add(vector_elements=vector.UNARY_PASSES[ins.op] * ins.rows * ins.cols)
+        op, scale = ins.op, vector.imm_value(ins.imm)
+        return lambda: put(vector.unary(op, x(), scale, out=out))
+
+    def vred(self, ins: Instruction) -> Step:
         shape = (ins.rows, 1) if ins.axis else (1, ins.cols)
-        raw, _ = self._vdst(ins.obuf, ins.dst, *shape, ins.odtype)
-        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        self._vput(raw, vector.reduce(ins.op, x, ins.axis, vector.imm_value(ins.imm)), ins.odtype, None)
-        self._add(vector_elements=vector.REDUCE_PASSES[ins.op] * x.size)
+        _, put = self._vout(ins.obuf, ins.dst, *shape, ins.odtype)
+        x = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        self._add(vector_elements=vector.REDUCE_PASSES[ins.op] * ins.rows * ins.cols)
+        op, axis, scale = ins.op, ins.axis, vector.imm_value(ins.imm)
+        return lambda: put(vector.reduce(op, x(), axis, scale))
 
-    def vsel(self, ins: Instruction) -> None:
-        raw, out = self._vdst(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
-        mask = self._vsecond(ins, ins.mbcast, ins.mdtype, ins.mbuf, ins.mask)
-        a = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        b = self._vsecond(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
-        self._vput(raw, vector.select(mask, a, b, out=out), ins.odtype, out)
-        self._add(vector_elements=vector.SELECT_PASSES * a.size)
+    def vsel(self, ins: Instruction) -> Step | None:
+        out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+        mask = self._vbroadcast(ins, ins.mbcast, ins.mdtype, ins.mbuf, ins.mask)
+        a = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        b = self._vbroadcast(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+        self._add(vector_elements=vector.SELECT_PASSES * ins.rows * ins.cols)
+        return lambda: put(vector.select(mask(), a(), b(), out=out))
 
-    def vquant(self, ins: Instruction) -> None:
-        vector.qmax(ins.odtype)  # checks the type
-        dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
-        sraw, _ = self._vdst(ins.sbuf, ins.scale, *((ins.rows, 1) if ins.axis else (1, ins.cols)), DType.F32)
-        x = self._vin(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-        native = self._NATIVE.get(ins.odtype) if not ins.odtype.is_float else None
+    def vquant(self, ins: Instruction) -> Step:
+        odtype, axis = ins.odtype, ins.axis
+        vector.qmax(odtype)  # checks the type
+        dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, odtype)
+        _, put_scale = self._vout(ins.sbuf, ins.scale, *((ins.rows, 1) if axis else (1, ins.cols)), DType.F32)
+        x = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+        native = self._NATIVE.get(odtype) if not odtype.is_float else None
         out = dst.view(native) if native is not None else None
-        q, scale = vector.dynamic_quantize(x, ins.odtype, ins.axis, out=out)
-        if q is out:
-            self._add(sram_bytes=dst.size)
-        else:
-            self._put(dst, q, ins.odtype)
-        self._vput(sraw, scale, DType.F32, None)  # the scales are written last
-        self._add(vector_elements=vector.DYNAMIC_QUANT_PASSES * x.size)
+        self._add(sram_bytes=dst.size, vector_elements=vector.DYNAMIC_QUANT_PASSES * ins.rows * ins.cols)
+
+        def step():
+            q, scale = vector.dynamic_quantize(x(), odtype, axis, out=out)
+            if q is not out:
+                self._write(dst, q, odtype)
+            put_scale(scale)  # the scales are written last
+
+        return step
 
     def vreq(self, ins: Instruction) -> None:
         if ins.dtype.is_float:
@@ -543,11 +628,15 @@ class Machine:
         self._put(dst, vector.requantize(x, ins.mult, ins.shift, zp, ins.odtype, bool(ins.relu)), ins.odtype)
         self._add(vector_elements=vector.REQUANT_PASSES * x.size)
 
-    def halt(self, ins: Instruction) -> None:
-        pass
+    def halt(self, ins: Instruction) -> Step:
+        return _nothing
 
-    def sync(self, ins: Instruction) -> None:
-        pass  # only tokens
+    def sync(self, ins: Instruction) -> Step:
+        return _nothing  # only tokens
+
+
+def _nothing() -> None:
+    pass
 
 
 def _decode(program: list[Instruction] | bytes) -> list[Instruction]:
@@ -588,6 +677,10 @@ class _Plan:
     program: list[Instruction]
     predicted: list[tuple[dict[str, int], Cost] | None]
     protocol: queues.Protocol
+    agreed: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Per instruction, a count (a Machine's kept one, never modified) found equal to the prediction."""
+    timings: dict[tuple[int, ...], queues.Timing] = field(default_factory=dict)
+    """queues.timing by the instructions' cycles (a session's runs repeat them)."""
 
 
 _PLANS: OrderedDict[tuple, _Plan] = OrderedDict()
@@ -665,26 +758,34 @@ def simulate(program: list[Instruction] | bytes, image: MemoryImage, target: Tar
     for name, array in inputs.items():
         dram.write(name, array)
     machine = Machine(dram.data, target) if machine is None else machine
-    stats = SimStats([], [])
-    cycles: list[int] = []
-    with np.errstate(all="ignore"):
+    costs: list[Cost] = []
+    agreed = plan.agreed
+    with vector.ieee_errors():
         for i, ins in enumerate(plan.program):
             if i == checked and proto.error is not None:
                 raise SimulationError(i, proto.error.mnemonic, proto.error.reason)
             try:
                 count = machine.execute(ins)
-                pred = predicted[i]
-                if pred is not None and {k: v for k, v in count.items() if v} == pred[0]:
-                    cost = pred[1]
-                else:  # counted work differs from the prediction (askip), or no prediction
-                    cost = priced(Cost(**count), ins, target)
+                if agreed.get(i) is count:
+                    cost = predicted[i][1]
+                else:
+                    pred = predicted[i]
+                    if pred is not None and {k: v for k, v in count.items() if v} == pred[0]:
+                        cost = pred[1]
+                        agreed[i] = count
+                    else:  # counted work differs from the prediction (askip), or no prediction
+                        cost = priced(Cost(**count), ins, target)
             except (_Fault, ValueError, ArithmeticError) as e:
                 raise SimulationError(i, ins.mnemonic, str(e)) from None
             if i == checked:  # ran, although its fields give no footprint (queues.analyze stopped)
                 raise SimulationError(i, ins.mnemonic, str(proto.stopped))
-            stats.mnemonics.append(ins.spec.mnemonic)
-            stats.per_instruction.append(cost)
-            cycles.append(cost.cycles)
-    stats.timing = queues.timing(proto, cycles, target)
+            costs.append(cost)
+    stats = SimStats([ins.spec.mnemonic for ins in plan.program], costs)
+    cycles = tuple(c.cycles for c in costs)
+    stats.timing = plan.timings.get(cycles)
+    if stats.timing is None:
+        if len(plan.timings) >= 4:
+            plan.timings.clear()
+        stats.timing = plan.timings[cycles] = queues.timing(proto, cycles, target)
     outputs = {name: dram.read(name) for name, s in dram.symbols.items() if s.kind == "output"}
     return SimResult(outputs, stats, dram)

@@ -21,6 +21,8 @@ are quiet NaNs with an unspecified payload.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -39,13 +41,30 @@ def _f(bits: int) -> np.float32:
     return np.uint32(bits).view(np.float32)
 
 
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("spaq_vector_quiet", default=False)
+
+
+@contextlib.contextmanager
+def ieee_errors():
+    """numpy's floating-point warnings off for a block of calls: overflow to infinity,
+    division by zero and invalid operations are defined IEEE results here, not accidents.
+    (The simulator runs a whole program in one such block.)"""
+    with np.errstate(all="ignore"):
+        token = _QUIET.set(True)
+        try:
+            yield
+        finally:
+            _QUIET.reset(token)
+
+
 def _ieee(fn):
-    """Run `fn` with numpy's floating-point warnings off: overflow to infinity, division by
-    zero and invalid operations are defined IEEE results here, not accidents."""
+    """Run `fn` inside `ieee_errors` (at once when already inside one)."""
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        with np.errstate(all="ignore"):
+        if _QUIET.get():
+            return fn(*args, **kwargs)
+        with ieee_errors():
             return fn(*args, **kwargs)
 
     return wrapped

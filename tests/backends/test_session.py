@@ -58,6 +58,51 @@ def test_runs_equal_fresh_simulations():
     assert len(s._machine.float_weights) == 1  # the LOADed tile was memoised; the negated one was not
 
 
+def test_kept_steps_read_each_runs_data():
+    """The steps a machine keeps per instruction read their operands when they run: sub-byte
+    and f16 tiles (decoded on every run), a DEQUANT epilogue with bias, VQUANT into int4,
+    VRED and VUN over changing data give what fresh simulations give."""
+    img = MemoryImage.empty()
+    img.add("x", DType.F32, (4, 6), "input")
+    img.add("a", DType.I4, (4, 5), "input")
+    img.add("w", DType.I4, (3, 5), "values", data=np.array([[1, -2, 3, -4, 5], [7, 0, -8, 2, 1], [0, 1, 0, -1, 6]]))
+    img.add("p", DType.I32, (2, 3), "scales",
+            data=np.array([[5, -7, 1 << 30], [np.float32(0.5).view(np.int32), np.float32(-0.25).view(np.int32),
+                                                np.float32(3.0).view(np.int32)]]))
+    img.add("q", DType.I4, (4, 6), "output")
+    img.add("s", DType.F32, (4, 1), "output")
+    img.add("h", DType.F16, (4, 6), "output")
+    img.add("y", DType.F32, (4, 3), "output")
+    img.add("r", DType.F32, (4, 1), "output")
+    prog = _program(img, """
+        load buf=act dtype=f32 sp=0 dram={x} rows=4 cols=6 rstride=6 cstride=1
+        vquant odtype=i4 axis=1 src=0 dst=1024 sbuf=param scale=0 rows=4 cols=6
+        store buf=act dtype=i4 sp=1024 dram={q} rows=4 cols=6 rstride=6 cstride=1
+        store buf=param dtype=f32 sp=0 dram={s} rows=4 cols=1 rstride=1 cstride=1
+        vun op=exp src=0 odtype=f16 dst=2048 rows=4 cols=6
+        store buf=act dtype=f16 sp=2048 dram={h} rows=4 cols=6 rstride=6 cstride=1
+        vun op=neg dtype=f16 src=2048 dst=2048 odtype=f16 rows=4 cols=6
+        vred op=max dtype=f16 src=2048 dst=3072 rows=4 cols=6
+        store buf=act dtype=f32 sp=3072 dram={r} rows=4 cols=1 rstride=1 cstride=1
+        load buf=act dtype=i4 sp=4096 dram={a} rows=4 cols=5 rstride=6 cstride=1
+        load buf=wgt dtype=i4 sp=0 dram={w} rows=3 cols=5 rstride=6 cstride=1
+        load buf=param dtype=i32 sp=64 dram={p} rows=2 cols=3 rstride=3 cstride=1
+        gemm adtype=i4 wdtype=i4 acc=0 act=4096 wgt=0 m=4 k=5 n=3 accumulate=0
+        epilogue mode=dequant odtype=f32 bias=1 relu=1 zp=0 src=0 dst=5120 param=64 rows=4 cols=3
+        store buf=act dtype=f32 sp=5120 dram={y} rows=4 cols=3 rstride=3 cstride=1
+        halt
+    """)
+    s = Session(prog, img, DC)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        inputs = {"x": rng.standard_normal((4, 6)).astype(np.float32) * (seed + 1), "a": rng.integers(-8, 8, (4, 5))}
+        got, want = s.run(inputs), simulate(prog, img, DC, inputs)
+        for name in ("q", "s", "h", "y", "r"):
+            np.testing.assert_array_equal(got.outputs[name], want.outputs[name])
+        assert got.stats.per_instruction == want.stats.per_instruction
+    np.testing.assert_array_equal(got.outputs["r"], -want.outputs["h"].astype(np.float32).min(axis=1, keepdims=True))
+
+
 def test_weights_a_store_overwrites_are_not_memoised():
     rng = np.random.default_rng(1)
     img = _image(rng)

@@ -185,6 +185,21 @@ def test_vector_ops_maxpool_int4_softmax_quant():
     assert result.stats.total.vector_elements == 9 * 3 + 3 * 28 + 28
 
 
+def test_sub_byte_load_of_part_of_a_row_leaves_dram_alone():
+    m = np.array([[1, 2, 3, 4], [5, 6, 7, -1]])
+    image = MemoryImage.empty()
+    sm = image.add("m", DType.I4, m.shape, "values", data=m)
+    so = image.add("o", DType.I4, (2, 3), "output")
+    program = _program("""
+        load buf=act dtype=i4 sp=0 dram={m} rows=2 cols=3 rstride=4 cstride=1
+        store buf=act dtype=i4 sp=0 dram={o} rows=2 cols=3 rstride=4 cstride=1
+        halt
+    """, m=sm, o=so)
+    result = _run(program, image, {})
+    np.testing.assert_array_equal(result.outputs["o"], m[:, :3])
+    np.testing.assert_array_equal(result.image.read("m"), m)  # the 4th elements are still there
+
+
 # -- the memory image ------------------------------------------------------------------------------
 
 
