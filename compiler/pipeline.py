@@ -29,6 +29,7 @@ from spaq.compiler.onnx_import import import_onnx
 from spaq.compiler.weights import weights_of
 from spaq.passes.allocate_scratchpad import AllocateScratchpadPass
 from spaq.passes.choose_compression import ChooseCompressionPass
+from spaq.passes.import_qdq import ImportQdqPass
 from spaq.passes.layer_estimate import estimate_layers
 from spaq.passes.lower_to_sparrow import LowerToSparrowPass
 from spaq.passes.onnx_canonicalize import OnnxCanonicalizePass
@@ -53,6 +54,7 @@ def passes(target: str, sparsity: str = "none", precision: str = "fp32", calibra
            skip: str = "") -> list[ModulePass]:
     """The pipeline `spaq compile` runs, up to and including schedule-tokens."""
     steps: list[ModulePass] = [
+        ImportQdqPass(),  # before onnx-canonicalize, which would fold the weights' DequantizeLinear
         OnnxCanonicalizePass(),
         ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=tuple(n for n in skip.split(",") if n)),
         PruneMagnitudePass(),

@@ -9,6 +9,7 @@ from importlib import import_module
 from xdsl.passes import ModulePass
 
 PASS_NAMES = (
+    "import-qdq",
     "onnx-canonicalize",
     "choose-compression",
     "prune-magnitude",
