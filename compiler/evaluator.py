@@ -392,10 +392,22 @@ def _scale_and_zero_point(op: Operation, ndim: int) -> tuple[np.ndarray, np.ndar
     return scale, _per_axis(_prop_array(op, "zero_point", [0]).astype(np.int32), ndim, axis)
 
 
+def value_dtype(t: Any) -> DType:
+    """The Sparrow type holding the values of element type `t`: binary (si1, ±1) values
+    compute as i2; everything else as its storage type."""
+    if isinstance(t, quant.QuantType) and t.is_binary:
+        return DType.I2
+    return isa_dtype(t)
+
+
 @kernel("quant.quantize")
 def _quantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     scale, zp = _scale_and_zero_point(op, args[0].ndim)
-    return [core.quantize(args[0], scale, zp, isa_dtype(_result_type(op).element_type))]
+    q = quant.quant_type_of(_result_type(op))
+    y = core.quantize(args[0], scale, zp, value_dtype(q))
+    if q.is_binary or q.is_ternary:  # the value sets -1 / +1 and -1 / 0 / +1 (0: a pruned binary weight)
+        y = np.clip(y, -1, 1).astype(y.dtype)
+    return [y]
 
 
 @kernel("quant.dequantize")
@@ -435,8 +447,8 @@ def _requantize(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarr
 
 
 def _int_gemm_fn(op: Operation) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    adt = isa_dtype(op.operands[0].type.element_type)
-    wdt = isa_dtype(op.operands[1].type.element_type)
+    adt = value_dtype(op.operands[0].type.element_type)
+    wdt = value_dtype(op.operands[1].type.element_type)
     return lambda a, w: core.gemm(a, w, adt, wdt)
 
 

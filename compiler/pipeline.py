@@ -51,12 +51,13 @@ class Compilation:
 
 
 def passes(target: str, sparsity: str = "none", precision: str = "fp32", calibration: str = "",
-           skip: str = "") -> list[ModulePass]:
+           skip: str = "", density: float | str = 0.5, askip: str = "none") -> list[ModulePass]:
     """The pipeline `spaq compile` runs, up to and including schedule-tokens."""
     steps: list[ModulePass] = [
         ImportQdqPass(),  # before onnx-canonicalize, which would fold the weights' DequantizeLinear
         OnnxCanonicalizePass(),
-        ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=tuple(n for n in skip.split(",") if n)),
+        ChooseCompressionPass(sparsity=sparsity, precision=precision, skip=tuple(n for n in skip.split(",") if n),
+                              density=density, askip=askip),
         PruneMagnitudePass(),
         QuantizePass(calibration=str(calibration)),
         TileLayersPass(target=target),
@@ -71,6 +72,7 @@ def compile_model(model: str | Path, target: str = "edge", sparsity: str = "none
                   calibration: str | Path = "", shapes: dict[str, list[int]] | None = None, skip: str = "",
                   stop_before: str | None = None,
                   after_pass: Callable[[ModulePass, ModuleOp], None] | None = None,
+                  density: float | str = 0.5, askip: str = "none",
                   image_file: str | Path | None = None) -> Compilation:
     """Compile `model`; `stop_before` ends the pipeline before the named pass (the module
     is then returned without a program); `after_pass(pass, module)` sees every step;
@@ -79,7 +81,7 @@ def compile_model(model: str | Path, target: str = "edge", sparsity: str = "none
     tgt = target_of(target)
     ctx = make_context()
     module = import_onnx(model, ctx, shapes)
-    steps = passes(target, sparsity, precision, str(calibration), skip)
+    steps = passes(target, sparsity, precision, str(calibration), skip, density, askip)
     if stop_before is not None:
         steps = steps[: [p.name for p in steps].index(stop_before)]
 

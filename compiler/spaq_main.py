@@ -39,7 +39,7 @@ def _compile(args: argparse.Namespace) -> None:
         staging = Path(tmp) / "out"
         staging.mkdir()
         c = compile_model(args.model, args.target, args.sparsity, args.precision, args.calibration or "",
-                          parse_shapes(args.shape), args.skip,
+                          parse_shapes(args.shape), args.skip, density=args.density, askip=args.askip,
                           image_file=staging / "image.bin")  # the image goes straight to its file
         rows = layer_report(c.program, c.image, c.target, estimates=c.estimates)
         write_program(staging, c.program, c.image)
@@ -181,10 +181,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--sparsity", default="none",
                    help="none (default), N:M (e.g. 2:4), block-RxC (e.g. block-4x4), unstructured-bitmask or "
                         "unstructured-csr, for every layer")
+    c.add_argument("--density", default="0.5",
+                   help="fraction of weights (blocks) block and unstructured pruning keeps (default 0.5)")
     c.add_argument("--precision", default="fp32",
                    help="fp32 (default), fp16, bf16, fp8-e4m3, fp8-e5m2, int8, int4, int2, ternary, binary, "
                         "codebook[-K] (these with static int8 activations: need --calibration) or int8-dynamic "
                         "(per-token activations)")
+    c.add_argument("--askip", default="none", help="relu: skip zero activations in layers fed by a ReLU "
+                                                   "(where the target detects them); none (default)")
     c.add_argument("--calibration", help=".npz of sample inputs for int8 calibration")
     c.add_argument("--shape", action="append", default=[], metavar="NAME=D0xD1...")
     c.add_argument("--skip", default="", help="comma-separated layers to leave uncompressed")

@@ -104,6 +104,9 @@ def isa_dtype(t: Attribute) -> "DType":
         return DType.F16
     if isinstance(t, BFloat16Type):
         return DType.BF16
+    fp8 = {Float8E4M3FNType: DType.F8E4M3, Float8E5M2Type: DType.F8E5M2}
+    if type(t) in fp8:
+        return fp8[type(t)]
     if isinstance(t, IntegerType):
         width, unsigned = t.width.data, t.signedness.data == Signedness.UNSIGNED
         table = {(8, False): DType.I8, (8, True): DType.U8, (4, False): DType.I4, (4, True): DType.U4,

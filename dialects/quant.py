@@ -97,6 +97,8 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
     !quant.q<si8:f32, per_token>               // dynamic: one scale per row at run time
     !quant.q<ui8:f32, asymmetric>              // with a zero point
     !quant.q<si1:f32>                          // binary: values ±1
+    !quant.q<si2:f32, ternary>                 // ternary: values -1, 0, +1 only
+    !quant.q<si8:f32, per_channel axis=0, codebook=16>  // at most 16 distinct values
     ```
 
     Storage is `si`/`ui` of 1, 2, 4 or 8 bits; the expressed type is f32, f16 or bf16.
@@ -104,6 +106,12 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
     Symmetric quantization *chooses* its scale for ±`symmetric_qmax` (si8: ±127) and has
     zero point 0; asymmetric quantization uses the full range with a zero point.
     `si1` is binary: the bit holds the sign, values are −1 and +1 (qmin = −1, qmax = 1).
+
+    Two *value sets* narrow what the storage may hold, promises the hardware stores more
+    compactly (docs/isa.md, "Weight formats"), like a sparse encoding promises zeros:
+    `ternary` (si2 holding only −1, 0, +1: qmin = −1) and `codebook=K` (at most K distinct
+    stored values, K in 2, 4, 16, 256 and at most 2^bits: stored as ⌈log2 K⌉-bit indices into
+    a table of K storage values).
     """
 
     name = "quant.q"
@@ -114,6 +122,8 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
     axis_attr: IntAttr  # -1 when not per_channel / per_group
     group_attr: IntAttr  # 0 when not per_group
     symmetric_attr: IntAttr  # 1 symmetric, 0 asymmetric
+    ternary_attr: IntAttr  # 1: values -1, 0, +1 only
+    codebook_attr: IntAttr  # K > 0: at most K distinct values (a K-entry table); 0: none
 
     def __init__(
         self,
@@ -123,6 +133,8 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
         axis: int | None = None,
         group: int | None = None,
         symmetric: bool = True,
+        ternary: bool = False,
+        codebook: int = 0,
     ):
         if isinstance(storage_type, Integral):
             storage_type = IntegerType(int(storage_type), Signedness.SIGNED)
@@ -133,6 +145,8 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
             IntAttr(-1 if axis is None else int(axis)),
             IntAttr(0 if group is None else int(group)),
             IntAttr(int(symmetric)),
+            IntAttr(int(ternary)),
+            IntAttr(int(codebook)),
         )
 
     # -- accessors
@@ -154,8 +168,19 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
         return self.signed and self.storage_bits == 1
 
     @property
+    def is_ternary(self) -> bool:
+        return bool(self.ternary_attr.data)
+
+    @property
+    def codebook(self) -> int:
+        """Table entries of a codebook type (at most that many distinct values), 0 otherwise."""
+        return self.codebook_attr.data
+
+    @property
     def qmin(self) -> int:
         b = self.storage_bits
+        if self.is_ternary:
+            return -1
         return -(1 << (b - 1)) if self.signed else 0
 
     @property
@@ -252,11 +277,22 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
             raise VerifyException("!quant.q group is only allowed with per_group")
         if self.is_binary and not self.symmetric:
             raise VerifyException("!quant.q<si1> is binary (±1) and cannot be asymmetric")
+        if self.is_ternary and (not self.signed or self.storage_bits != 2 or not self.symmetric):
+            raise VerifyException(f"!quant.q ternary needs symmetric si2 storage, got {st}")
+        k = self.codebook
+        if k and (k not in (2, 4, 16, 256) or k > 1 << self.storage_bits):
+            raise VerifyException(
+                f"!quant.q codebook={k}: the table size must be 2, 4, 16 or 256 and at most "
+                f"2^{self.storage_bits}"
+            )
+        if k and self.is_ternary:
+            raise VerifyException("!quant.q cannot be both ternary and a codebook")
 
     # -- syntax: <storage:expressed (, granularity (axis=A)? (group=G)?)? (, asymmetric)?>
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         granularity, axis, group, symmetric = Granularity.PER_TENSOR, -1, 0, True
+        ternary, codebook = False, 0
         with parser.in_angle_brackets():
             storage = parser.parse_type()
             parser.parse_punctuation(":", " between storage and expressed type")
@@ -264,6 +300,13 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
             while parser.parse_optional_punctuation(",") is not None:
                 if (kw := parser.parse_optional_keyword_in(("symmetric", "asymmetric"))):
                     symmetric = kw == "symmetric"
+                    continue
+                if parser.parse_optional_keyword("ternary") is not None:
+                    ternary = True
+                    continue
+                if parser.parse_optional_keyword("codebook") is not None:
+                    parser.parse_punctuation("=", " after 'codebook'")
+                    codebook = parser.parse_integer(allow_boolean=False, context_msg=" (codebook entries)")
                     continue
                 granularity = parser.parse_str_enum(Granularity)
                 while (key := parser.parse_optional_keyword_in(("axis", "group"))) is not None:
@@ -280,6 +323,8 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
             IntAttr(axis),
             IntAttr(group),
             IntAttr(int(symmetric)),
+            IntAttr(int(ternary)),
+            IntAttr(codebook),
         )
 
     def print_parameters(self, printer: Printer) -> None:
@@ -295,6 +340,10 @@ class QuantType(ParametrizedAttribute, TypeAttribute):
                 printer.print_string(f" group={self.group_size}")
         if not self.symmetric:
             printer.print_string(", asymmetric")
+        if self.is_ternary:
+            printer.print_string(", ternary")
+        if self.codebook:
+            printer.print_string(f", codebook={self.codebook}")
         printer.print_string(">")
 
 

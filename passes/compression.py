@@ -4,15 +4,24 @@
                                              weights = !quant.q<si8:f32, per_channel axis=0>,
                                              activations = !quant.q<si8:f32>}} : ...
 
-Written by choose-compression (or by hand: a pinned layer), read by prune-magnitude and
-quantize. Not a pass: the shared vocabulary of the passes that make and apply decisions.
+- `sparsity`: a `#sparse.*` encoding (nm, block, unstructured);
+- `density` (f32, block and unstructured only): the fraction of weights (blocks) pruning keeps;
+- `weights` / `activations`: `!quant.q` types (integer, binary, ternary, codebook weights;
+  int8 activations, static or per token), or float types (f16, bf16, f8E4M3FN, f8E5M2: the
+  layer multiplies values rounded to that type);
+- `askip` (true): the layer's input is a ReLU output, worth skipping zero activations on
+  (GEMM `askip`, where the target has the zero detector).
+
+Written by choose-compression (or by hand: a pinned layer, or a later per-layer planner),
+read by prune-magnitude, quantize and lower-to-sparrow. Not a pass: the shared vocabulary
+of the passes that make and apply decisions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import DictionaryAttr, StringAttr
+from xdsl.dialects.builtin import BoolAttr, DictionaryAttr, FloatAttr, StringAttr, f32
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from spaq.dialects.onnx import InitializerOp, OnnxOp
@@ -26,9 +35,13 @@ class Decision:
     sparsity: Attribute | None = None
     weights: Attribute | None = None
     activations: Attribute | None = None
+    density: float | None = None
+    askip: bool = False
 
     def to_attr(self) -> DictionaryAttr:
-        items = {"sparsity": self.sparsity, "weights": self.weights, "activations": self.activations}
+        items = {"sparsity": self.sparsity, "density": None if self.density is None else FloatAttr(self.density, f32),
+                 "weights": self.weights, "activations": self.activations,
+                 "askip": BoolAttr.from_bool(True) if self.askip else None}
         return DictionaryAttr({k: v for k, v in items.items() if v is not None})
 
 
@@ -37,7 +50,11 @@ def decision_of(op: Operation) -> Decision | None:
     if not isinstance(attr, DictionaryAttr):
         return None
     d = attr.data
-    return Decision(d.get("sparsity"), d.get("weights"), d.get("activations"))
+    density = d.get("density")
+    askip = d.get("askip")
+    return Decision(d.get("sparsity"), d.get("weights"), d.get("activations"),
+                    density.value.data if isinstance(density, FloatAttr) else None,
+                    bool(askip is not None and getattr(askip, "value", None) and askip.value.data))
 
 
 def layer_name(op: Operation) -> str:

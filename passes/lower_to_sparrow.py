@@ -39,12 +39,12 @@ The transformer layers, in outline (docs/architecture.md has the table):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
@@ -60,9 +60,28 @@ from spaq.passes.sparrow_layers import (
     ALIGN, MAX_DIM, DramPlan, Layer, Operand, RegionPlan, View, analyze, constant_value, dram_dtype, element_type,
     meta_pitch, plan_region, shape_of, vector_in_param, weight_columns,
 )
+from spaq.passes.gemm_modes import GemmWeights, check_target, codebook_table, gemm_weights, pack
 from spaq.passes.tile_layers import target_of
 
 STRIDE_LIMIT = 1 << 24  # rstride / cstride fields are 24 bits
+
+
+@dataclass
+class _Weights:
+    """A layer's weight as lowered: its `gemm_modes` row, the [n, k] values, the codebook
+    table; for sliced formats the packed segments (values, N:M metadata: columns, pitch and
+    instruction fields), for per-tile ones the tiles made so far."""
+
+    gw: GemmWeights
+    dense: np.ndarray
+    table: np.ndarray | None = None
+    table_addr: int = 0
+    v_addr: int = 0
+    m_addr: int | None = None
+    cols: int = 0
+    pitch: int = 0
+    fields: dict = field(default_factory=dict)
+    tiles: dict = field(default_factory=dict)
 
 
 class _Program:
@@ -218,6 +237,8 @@ class _Lowering:
         self.addr: dict[SSAValue, int] = {}  # DRAM address of each root's (and constant's) segment
         self.reusable: dict[SSAValue, int] = {}  # intermediate activations: bytes, freed once dead
         self.placed: dict[SSAValue, tuple[Buffer, int]] = {}  # a tail's input: where its layer left it
+        self.target = None  # set by the pass: askip needs the target's zero detector
+        self.table_loaded: _Weights | None = None  # the codebook table in PARAM
 
     # ---- segments
     def activation(self, value: SSAValue, sym: str, kind: str = "activation") -> int:
@@ -341,22 +362,64 @@ class _Lowering:
                 (self.p.segment(f"{layer.name}.scale", "scales", DType.F32, (1, n), real.astype(np.float32)),
                  DType.F32, 1)]
 
-    def weights(self, layer: Layer) -> tuple[int, int | None, int, int]:
-        """Weight segments: (values addr, metadata addr or None, stored columns, meta pitch)."""
-        w = _constant(self.store, layer.weight)
+    def weights(self, layer: Layer) -> _Weights:
+        """A layer's weight in DRAM, as `gemm_modes` says: dense and N:M weights packed once
+        (values, N:M indices padded to whole bytes per row), block and unstructured ones per
+        tile when `_gemm_tile` first needs the tile; a codebook table in its own segment."""
         _, k, n = layer.mkn
-        w = w.reshape(n, k)
-        wd = layer.wdtype
-        if layer.nm is None:
-            return self.p.segment(f"{layer.name}.wgt", "values", wd, (n, k), w), None, k, 0
-        nn, mm = layer.nm
-        values, idx = packing.nm_compress(w, nn, mm)
+        gw = layer.gemm_weights
+        w = np.asarray(_constant(self.store, layer.weight)).reshape(n, k)
+        try:
+            table = codebook_table(gw, w)
+            out = _Weights(gw, w, table)
+            if table is not None:
+                out.table_addr = self.p.segment(f"{layer.name}.codebook", "scales", gw.cdtype, (1, gw.entries), table)
+            if not gw.sliced:
+                return out
+            packed = pack(gw, w, table)
+        except ValueError as e:
+            raise SpaqError(f"layer '{layer.name}': {e}") from None
+        wd = gw.wdtype
+        if packed.meta is None:
+            out.v_addr, out.cols = self.p.segment(f"{layer.name}.wgt", "values", wd, (n, k), packed.values), k
+            return out
         cols, pitch = weight_columns(layer, k), meta_pitch(layer, k)
-        meta = np.zeros((n, pitch), idx.dtype)
-        meta[:, :cols] = idx
-        v_addr = self.p.segment(f"{layer.name}.wgt", "values", wd, (n, cols), values)
-        m_addr = self.p.segment(f"{layer.name}.meta", "metadata", packing.nm_index_dtype(mm), (n, pitch), meta)
-        return v_addr, m_addr, cols, pitch
+        meta = np.zeros((n, pitch), packed.meta.dtype)
+        meta[:, :cols] = packed.meta
+        out.v_addr = self.p.segment(f"{layer.name}.wgt", "values", wd, (n, cols), packed.values)
+        out.m_addr = self.p.segment(f"{layer.name}.meta", "metadata", packed.meta_dtype, (n, pitch), meta)
+        out.cols, out.pitch, out.fields = cols, pitch, packed.fields
+        return out
+
+    def _tile_segments(self, layer: Layer, w: _Weights, n0: int, nt: int, k0: int, kt: int) -> tuple:
+        """A block / unstructured tile's (values addr, metadata addr, packed), made once."""
+        key = (n0, nt, k0, kt)
+        if key not in w.tiles:
+            try:
+                p = pack(w.gw, w.dense[n0 : n0 + nt, k0 : k0 + kt], w.table)
+            except ValueError as e:
+                raise SpaqError(f"layer '{layer.name}': {e}") from None
+            tag = f"n{n0}k{k0}"
+            v = self.p.segment(f"{layer.name}.wgt.{tag}", "values", w.gw.wdtype, p.values.shape, p.values) \
+                if p.values.size else None
+            m = self.p.segment(f"{layer.name}.meta.{tag}", "metadata", p.meta_dtype, p.meta.shape, p.meta) \
+                if p.meta.size else None
+            w.tiles[key] = (v, m, p)
+        return w.tiles[key]
+
+    def _load_tile(self, buf: Buffer, dtype: DType, sp: int, dram: int, rows: int, cols: int, pitch: int) -> None:
+        """LOAD a packed [rows, cols] tile whose DRAM rows are `pitch` bytes apart, in pieces
+        that fit the 16-bit rows / cols fields (a long one-row tile in byte-aligned chunks)."""
+        rstride = pitch * 8 // dtype.bits
+        if rows == 1 and cols > MAX_DIM:
+            step = 1 << 15
+            for c0 in range(0, cols, step):
+                _dma(self.p, "load", buf, dtype, sp + dtype.nbytes(c0), dram + dtype.nbytes(c0), 1,
+                     min(step, cols - c0), rstride, 1)
+            return
+        for r0 in range(0, rows, MAX_DIM):
+            _dma(self.p, "load", buf, dtype, sp + r0 * dtype.nbytes(cols), dram + r0 * pitch, min(MAX_DIM, rows - r0),
+                 cols, rstride, 1)
 
     # ---- layers
     def lower(self, layer: Layer) -> None:
@@ -364,22 +427,51 @@ class _Lowering:
         getattr(self, f"_{layer.kind}")(layer)
 
     def _gemm_tile(self, layer: Layer, sram: dict[str, int], m: int, k0: int, kt: int, n0: int, nt: int,
-                   w: tuple[int, int | None, int, int], accumulate: bool) -> None:
-        v_addr, m_addr, cols_total, pitch_total = w
-        wd = layer.wdtype
-        c0, ct = weight_columns(layer, k0), weight_columns(layer, kt)
-        _dma(self.p, "load", Buffer.WGT, wd, sram["wgt"], v_addr + wd.nbytes(n0 * cols_total + c0),
-             nt, ct, cols_total, 1)
+                   w: _Weights, accumulate: bool) -> None:
+        """LOAD the weight tile [n0 : n0 + nt, k0 : k0 + kt] (values, metadata, the codebook
+        table once) and emit its GEMM-family instruction with the fields of `gemm_modes`."""
+        gw, wd = w.gw, w.gw.wdtype
         fields = dict(adtype=layer.adtype, wdtype=wd, acc=sram["acc"], act=sram["cols" if layer.kind == "conv" else "in"],
-                      wgt=sram["wgt"], m=m, k=kt, n=nt, accumulate=int(accumulate))
-        if m_addr is None:
-            self.p.emit("gemm", **fields)
+                      wgt=sram["wgt"], m=m, k=kt, n=nt, accumulate=int(accumulate), **gw.fields())
+        if gw.entries:
+            fields["cb"] = sram["cb"]
+            if self.table_loaded is not w:  # once per layer (siblings share the PARAM slot)
+                _dma(self.p, "load", Buffer.PARAM, gw.cdtype, sram["cb"], w.table_addr, 1, gw.entries, gw.entries, 1)
+                self.table_loaded = w
+        if self.askip(layer):
+            fields["askip"] = 1
+        if gw.sliced:
+            c0, ct = weight_columns(layer, k0), weight_columns(layer, kt)
+            pitch = wd.nbytes(w.cols)
+            if (c0 * wd.bits) % 8:
+                raise SpaqError(f"layer '{layer.name}': a {wd.name.lower()} weight tile must start on a byte")
+            self._load_tile(Buffer.WGT, wd, sram["wgt"], w.v_addr + n0 * pitch + wd.nbytes(c0), nt, ct, pitch)
+            if w.m_addr is None:
+                self.p.emit("gemm", **fields)
+                return
+            md = packing.nm_index_dtype(layer.nm[1])
+            mt = meta_pitch(layer, kt)
+            _dma(self.p, "load", Buffer.META, md, sram["meta"], w.m_addr + md.nbytes(n0 * w.pitch + c0),
+                 nt, mt, w.pitch, 1)
+            self.p.emit("spgemm", **fields, meta=sram["meta"], **w.fields)
             return
-        md = packing.nm_index_dtype(layer.nm[1])
-        mt = meta_pitch(layer, kt)
-        _dma(self.p, "load", Buffer.META, md, sram["meta"], m_addr + md.nbytes(n0 * pitch_total + c0),
-             nt, mt, pitch_total, 1)
-        self.p.emit("spgemm", **fields, meta=sram["meta"], nm_n=layer.nm[0], nm_m=layer.nm[1])
+        v_addr, m_addr, p = self._tile_segments(layer, w, n0, nt, k0, kt)
+        if v_addr is not None:
+            rows, cols = p.values.shape
+            self._load_tile(Buffer.WGT, wd, sram["wgt"], v_addr, rows, cols, wd.nbytes(cols))
+        if m_addr is not None:
+            rows, cols = p.meta.shape
+            self._load_tile(Buffer.META, p.meta_dtype, sram["meta"], m_addr, rows, cols, p.meta_dtype.nbytes(cols))
+        self.p.emit(gw.mnemonic, **fields, meta=sram["meta"], **p.fields)
+
+    def askip(self, layer: Layer) -> bool:
+        """Skip zero activations: the decision marks the layer's input as a ReLU output and the
+        target has the zero detector (else the flag is dropped: it changes no result)."""
+        from spaq.passes.compression import decision_of
+
+        d = decision_of(layer.head)
+        return bool(d is not None and d.askip and self.target is not None
+                    and "act_detect" in self.target.decode_per_cycle)
 
     def _load_params(self, sram: dict[str, int], params: list[tuple[int, DType, int]], n: int, n0: int,
                      nt: int) -> None:
@@ -894,6 +986,7 @@ class LowerToSparrowPass(ModulePass):
             else:
                 copies.append((v, name))
         lowering = _Lowering(store, program, written, plan)
+        lowering.target = target
         for arg, name in zip(func.args, in_names):
             lowering.activation(arg, name, "input")
         for layer in layers:
@@ -915,13 +1008,9 @@ class LowerToSparrowPass(ModulePass):
 
 def _check_support(layer: Layer, target) -> None:
     if layer.kind in ("conv", "gemm", "matmul"):
-        try:
-            wd = DType.F32 if layer.kind == "matmul" else layer.wdtype
-            kind = mac_type(layer.adtype, wd)  # the one decision of the GEMM mode
-        except ValueError as e:
-            raise SpaqError(f"layer '{layer.name}': {e}") from None
-        if kind not in target.array.k_per_cycle:
-            raise SpaqError(f"layer '{layer.name}': target {target.name} has no {kind} GEMM")
-        if layer.nm is not None and not target.supports_nm(*layer.nm):
-            raise SpaqError(f"layer '{layer.name}': target {target.name} does not support "
-                            f"{layer.nm[0]}:{layer.nm[1]} sparsity")
+        if layer.kind == "matmul":
+            problem = check_target(gemm_weights(TensorType(f32, [1])), layer.adtype, target)
+        else:
+            problem = check_target(layer.gemm_weights, layer.adtype, target)  # the one decision of the mode
+        if problem:
+            raise SpaqError(f"layer '{layer.name}': {problem}")

@@ -1,15 +1,30 @@
-"""quantize: static int8 quantization of every layer whose decision asks for it.
+"""quantize: apply every layer's precision decision: integer layers with static int8
+activations (or per-token dynamic ones), float layers in f16 / bf16 / fp8.
 
 Calibration runs the reference evaluator on sample inputs and records max|x| of every
 tensor. Then, per quantized layer:
 - its input is quantized per tensor, symmetric: s_x = max|x| / 127 (an input that is
   already quantized, e.g. the previous layer's output, is used as it is);
-- its weight is quantized per output channel: s_w[c] = max|W[c]| / 127 (the sparse
-  encoding stays in the type); the bias becomes int32 in the accumulator's scale s_x·s_w;
+- its weight is quantized as its type says (the sparse encoding stays in the type):
+  int8 / int4 per output channel, s_w[c] = max|W[c]| / (2^(b−1) − 1); int2 per channel
+  over all four levels, s_w[c] = max|W[c]| / 2, q in [−2, 1]; ternary (BitNet b1.58)
+  s_w = mean|W| over the kept weights, q = clip(round(W / s_w), −1, 1); binary (XNOR-Net)
+  s_w = mean|W|, q = sign(W) (pruned zeros stay 0); codebook-K per channel: the weights
+  scaled to ±127 by s_w[c] = max|W[c]| / 127 are clustered by k-means (K centroids, or
+  K − 1 and 0 for a sparse layer, linear initialisation, Lloyd iterations), the centroids
+  rounded to integers: q = the nearest one (the table, `gemm_modes.codebook_table`, is
+  the sorted distinct q). Formats whose values are a subset of the storage type's
+  store the weight as s_w · q (`<name>.<format>`), so quant.quantize recomputes q exactly;
+- the bias becomes int32 in the accumulator's scale s_x·s_w;
 - the integer layer (`quant.conv` / `quant.gemm`) accumulates in i32;
 - the accumulator is requantized to int8 (s_y = max|y| / 127, taken after a directly
   following Relu) when every consumer can take int8 — quantized layers and the
   scale-preserving Relu / MaxPool / Flatten / Reshape — and dequantized to f32 otherwise.
+
+A float layer (weights and activations f16, bf16, f8E4M3FN or f8E5M2) gets its weight
+rounded to the type (`<name>.<type>`, saturating for fp8) and its input cast to it
+(`onnx.Cast`, one per value and type); it computes in float32 and its result stays f32.
+No scales: the formats' exponent covers the weights' range.
 
 ```mlir
 // after quantize{calibration="calib.npz"}
@@ -29,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType, i32
+from onnx import helper as onnx_helper
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i32, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.transforms.dead_code_elimination import dce
@@ -42,7 +58,7 @@ from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects import quant
 from spaq.dialects.onnx import OPS, InitializerOp, OnnxOp
 from spaq.dialects.quant import QuantType, with_element_type
-from spaq.dialects.sparse import PackOp
+from spaq.dialects.sparse import PackOp, encoding_of
 from spaq.passes.compression import decision_of, is_compressible_layer, layer_name
 from spaq.passes.onnx_canonicalize import constant_of, has_input, new_initializer, weight_name
 
@@ -100,6 +116,7 @@ class _Quantizer:
         self.store = store
         self.ranges = ranges
         self.scales: dict[SSAValue, float] = {}  # int8 value -> its scale
+        self.casts: dict[tuple[SSAValue, object], SSAValue] = {}  # (value, float type) -> its Cast
 
     def _range(self, value: SSAValue) -> float:
         if value not in self.ranges:
@@ -120,19 +137,61 @@ class _Quantizer:
         self._insert([q], anchor)
         return q.output, s
 
-    def int8_weight(self, value: SSAValue, anchor: Operation) -> tuple[SSAValue, np.ndarray]:
-        w = constant_of(self.store, value) if not isinstance(value.owner, PackOp) else \
-            constant_of(self.store, value.owner.input)
+    def weight(self, value: SSAValue, anchor: Operation, qt: QuantType) -> tuple[SSAValue, np.ndarray]:
+        """The weight quantized to `qt`, and its scales broadcast to the output channels."""
+        pack = value.owner if isinstance(value.owner, PackOp) else None
+        dense = pack.input if pack is not None else value
+        w = constant_of(self.store, dense)
         if w is None:
             raise SpaqError("quantized layers need a constant weight")
-        rows = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-        s_w = np.where(rows > 0, rows / QMAX, 1.0).astype(np.float32)
         t = value.type
         assert isinstance(t, TensorType)
-        qt = QuantType(8, granularity="per_channel", axis=0)
-        q = quant.QuantizeOp(value, with_element_type(t, qt), s_w.tolist(), axis=0)
-        self._insert([q], anchor)
-        return q.output, s_w
+        s_w, q = quantize_weight(w.reshape(w.shape[0], -1).astype(np.float64), qt, encoding_of(t) is not None)
+        if q is not None:  # a value subset: store s_w * q, which quant.quantize maps back to q exactly
+            exact = (np.broadcast_to(s_w[:, None] if s_w.size > 1 else s_w, q.shape) * q).astype(np.float32)
+            suffix = "ternary" if qt.is_ternary else "binary" if qt.is_binary else f"codebook{qt.codebook}"
+            init = new_initializer(self.store, weight_name(dense), suffix, exact.reshape(w.shape))
+            new: list[Operation] = [init]
+            if pack is not None:
+                new.append(PackOp(init.output, encoding_of(t)))
+            self._insert(new, anchor)
+            value = new[-1].results[0]
+        per_channel = qt.is_per_channel
+        op = quant.QuantizeOp(value, with_element_type(t, qt), s_w.astype(np.float32).tolist(),
+                              axis=0 if per_channel else None)
+        self._insert([op], anchor)
+        return op.output, np.broadcast_to(s_w, (w.shape[0],)).astype(np.float32)
+
+    def int8_weight(self, value: SSAValue, anchor: Operation) -> tuple[SSAValue, np.ndarray]:
+        return self.weight(value, anchor, QuantType(8, granularity="per_channel", axis=0))
+
+    def float_layer(self, layer: OnnxOp, ftype) -> None:
+        """Weight rounded to `ftype`, input cast to it; f32 result."""
+        value = layer.operands[1]
+        pack = value.owner if isinstance(value.owner, PackOp) else None
+        dense = pack.input if pack is not None else value
+        w = constant_of(self.store, dense)
+        if w is None:
+            raise SpaqError(f"layer '{layer_name(layer)}': the weight must be a constant")
+        rounded = _saturating(w, numpy_dtype(ftype))
+        init = new_initializer(self.store, weight_name(dense), str(ftype).lower(), rounded)
+        new: list[Operation] = [init]
+        if pack is not None:
+            new.append(PackOp(init.output, encoding_of(value.type)))
+        self._insert(new, layer)
+        layer.operands[1] = new[-1].results[0]
+        x = layer.operands[0]
+        if element_type_of(x) != ftype:
+            key = (x, ftype)
+            if key not in self.casts:
+                t = x.type
+                assert isinstance(t, TensorType)
+                to = onnx_helper.np_dtype_to_tensor_dtype(numpy_dtype(ftype))
+                cast = OPS["Cast"]([x], [with_element_type(t, ftype)], {"to": IntegerAttr(to, i64)})
+                cast.results[0].name_hint = f"{x.name_hint or 'x'}.{str(ftype).lower()}"
+                self._insert([cast], layer)
+                self.casts[key] = cast.results[0]
+            layer.operands[0] = self.casts[key]
 
     def quantize_layer_per_token(self, layer: OnnxOp) -> None:
         """Gemm with dynamic per-token activations: the row scales exist only at run time,
@@ -142,7 +201,7 @@ class _Quantizer:
         xq = quant.QuantizeDynamicOp(layer.operands[0])
         xq.output.name_hint = f"{layer.operands[0].name_hint or 'x'}.q"
         self._insert([xq], layer)
-        w, s_w = self.int8_weight(layer.operands[1], layer)
+        w, s_w = self.weight(layer.operands[1], layer, decision_of(layer).weights)
         out_t = layer.results[0].type
         assert isinstance(out_t, TensorType)
         compute = quant.GemmOp(xq.output, w, None, TensorType(i32, out_t.get_shape()))
@@ -158,7 +217,7 @@ class _Quantizer:
         if decision_of(layer).activations.is_per_token:
             return self.quantize_layer_per_token(layer)
         x, s_x = self.int8_input(layer.operands[0], layer)
-        w, s_w = self.int8_weight(layer.operands[1], layer)
+        w, s_w = self.weight(layer.operands[1], layer, decision_of(layer).weights)
         acc_scale = (np.float64(s_x) * s_w.astype(np.float64))
         new: list[Operation] = []
         bias = None
@@ -232,7 +291,79 @@ class _Quantizer:
 
 def _is_quantized_layer(op: Operation) -> bool:
     d = decision_of(op)
-    return d is not None and d.weights is not None and d.activations is not None
+    return d is not None and isinstance(d.weights, QuantType) and d.activations is not None
+
+
+def _float_type(op: Operation):
+    """The float type a float layer's decision asks for, or None."""
+    d = decision_of(op)
+    if d is None or d.weights is None or isinstance(d.weights, QuantType):
+        return None
+    return d.weights
+
+
+def element_type_of(value: SSAValue):
+    t = value.type
+    return t.element_type if isinstance(t, TensorType) else None
+
+
+def _saturating(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """w rounded to a float type; fp8 clipped to its largest finite value (ONNX saturate)."""
+    import ml_dtypes
+
+    if dtype.name.startswith("float8"):
+        limit = float(ml_dtypes.finfo(dtype).max)
+        w = np.clip(w, -limit, limit)
+    return np.asarray(w, np.float32).astype(dtype)
+
+
+def _kmeans_1d(values: np.ndarray, k: int, iterations: int = 30) -> np.ndarray:
+    """k centroids of 1-D values: linear initialisation over [min, max] (Deep Compression's
+    choice), then Lloyd iterations; deterministic."""
+    if values.size == 0:
+        return np.zeros(0)
+    centroids = np.linspace(values.min(), values.max(), k)
+    for _ in range(iterations):
+        assign = np.abs(values[:, None] - centroids[None, :]).argmin(axis=1)
+        sums = np.bincount(assign, weights=values, minlength=k)
+        counts = np.bincount(assign, minlength=k)
+        moved = np.where(counts > 0, sums / np.maximum(counts, 1), centroids)
+        if np.allclose(moved, centroids):
+            break
+        centroids = moved
+    return centroids
+
+
+def quantize_weight(w: np.ndarray, qt: QuantType, sparse: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scales ([n] per channel, [1] per tensor) of the [n, K] weight for `qt`, and — for the
+    formats whose values are a subset of the storage type (binary, ternary, codebook) — the
+    integer values q (else None: quant.quantize rounds and saturates)."""
+    absw = np.abs(w)
+    kept = absw[w != 0]
+    if qt.is_binary or qt.is_ternary:
+        s = np.array([kept.mean() if kept.size else 1.0])
+        if qt.is_ternary:
+            q = np.clip(np.rint(w / s[0]), -1, 1)
+        else:
+            q = np.sign(w) if sparse else np.where(w >= 0, 1.0, -1.0)
+        return s, q
+    bits = qt.storage_bits
+    top = 2.0 if bits == 2 else float(qt.symmetric_qmax)  # int2 uses all four levels [-2, 1]
+    if qt.is_per_channel:
+        m = absw.max(axis=1)
+    else:
+        m = np.array([absw.max()])
+    s = np.where(m > 0, m / top, 1.0)
+    if not qt.codebook:
+        return s, None
+    scaled = w / (s[:, None] if s.size > 1 else s[0])
+    k = qt.codebook - (1 if sparse else 0)
+    pool = scaled[w != 0] if sparse else scaled.ravel()
+    table = np.unique(np.clip(np.rint(_kmeans_1d(pool, k)), qt.qmin, qt.qmax))
+    if sparse:
+        table = np.union1d(table, [0.0])
+    nearest = table[np.abs(scaled[..., None] - table).argmin(axis=-1)]
+    return s, np.where(w == 0, 0.0, nearest) if sparse else nearest
 
 
 @dataclass(frozen=True)
@@ -244,25 +375,38 @@ class QuantizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         layers = [o for o in op.walk() if _is_quantized_layer(o)]
-        if not layers:
+        floats = [o for o in op.walk() if _float_type(o) is not None]
+        if not layers and not floats:
             return
-        for layer in layers:
-            d = decision_of(layer)
+        for layer in layers + floats:
             if not is_compressible_layer(layer):
                 raise SpaqError(f"layer '{layer_name(layer)}' cannot be quantized (no constant weight)")
-            if d.weights != QuantType(8, granularity="per_channel", axis=0) or d.activations not in INT8_ACTIVATIONS:
-                raise SpaqError(f"layer '{layer_name(layer)}': only int8 per-channel weights with int8 per-tensor "
-                                f"or per-token activations are implemented, got {d.weights} / {d.activations}")
+        for layer in layers:
+            d = decision_of(layer)
+            w = d.weights
+            if not (w.is_per_tensor or (w.is_per_channel and w.axis == 0)) or not w.symmetric or not w.signed \
+                    or d.activations not in INT8_ACTIVATIONS:
+                raise SpaqError(f"layer '{layer_name(layer)}': integer layers take symmetric signed weights per "
+                                f"tensor or per output channel with int8 per-tensor or per-token activations, "
+                                f"got {d.weights} / {d.activations}")
+        for layer in floats:
+            d = decision_of(layer)
+            if d.activations != d.weights:
+                raise SpaqError(f"layer '{layer_name(layer)}': a float layer takes weights and activations of one "
+                                f"type, got {d.weights} / {d.activations}")
         func = main_func(op)
         names, _ = io_names(func)
         shapes = [tuple(a.type.get_shape()) for a in func.args]
         dtypes = [numpy_dtype(a.type.element_type) for a in func.args]
         static = any(not decision_of(layer).activations.is_per_token for layer in layers)
+        quantizer = _Quantizer(weights_of(ctx), {})
+        for layer in floats:  # no calibration needed
+            quantizer.float_layer(layer, _float_type(layer))
         ranges = {}
         if static:  # per-token layers compute their activation scales at run time
             samples = load_calibration(self.calibration, names, shapes, dtypes)[: self.samples]
             ranges = calibrate(op, ctx, samples)
-        quantizer = _Quantizer(weights_of(ctx), ranges)
+        quantizer.ranges = ranges
         for node in list(func.body.block.ops):
             if _is_quantized_layer(node):
                 quantizer.quantize_layer(node)

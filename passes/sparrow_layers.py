@@ -124,8 +124,17 @@ class Layer:
 
     @property
     def wdtype(self) -> DType:
+        """The stored weight element type (`gemm_modes`: u1 codes for binary weights,
+        indices for codebook weights)."""
         assert self.weight is not None
-        return isa_dtype(self.weight.type.element_type)
+        return self.gemm_weights.wdtype
+
+    @property
+    def gemm_weights(self):
+        """How the weight is stored and multiplied (`gemm_modes.gemm_weights`)."""
+        from spaq.passes.gemm_modes import gemm_weights
+
+        return gemm_weights(self.weight.type)
 
     @property
     def odtype(self) -> DType:
@@ -550,6 +559,8 @@ def vector_op(op: Operation) -> str | None:
             return "cast"  # x != 0
         if out == DType.F32 and (ins[0].is_float or not _is_float(op.operands[0])):
             return "cast"  # a float32 copy: integers round to nearest as numpy's astype does
+        if out.is_float and ins[0] == DType.F32 and op.attr("saturate", 1):
+            return "cast"  # float32 rounded to f16 / bf16 / fp8 (saturating), as core.round_to does
         return None
     if t == "LayerNormalization":
         rank = len(shape_of(op.operands[0]))
@@ -1111,6 +1122,8 @@ def buffer_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, t
 
 
 def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tuple[Buffer, int]]:
+    from spaq.passes.gemm_modes import tile_nbytes
+
     ab, ob = layer.adtype, layer.odtype
     if layer.kind in ("conv", "gemm"):
         m, k, _ = layer.mkn
@@ -1118,7 +1131,7 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         m = tiles.get("m", m)  # rows per tile (a conv's: whole output rows, `m` pixels)
         need = {
             "out": (Buffer.ACT, ob.nbytes(m * nt)),
-            "wgt": (Buffer.WGT, layer.wdtype.nbytes(nt * weight_columns(layer, kt))),
+            "wgt": (Buffer.WGT, tile_nbytes(layer.gemm_weights, nt, kt)[0]),
             "acc": (Buffer.ACC, 4 * m * nt),
             "param": (Buffer.PARAM, 4 * PARAM_ROWS[layer.mode] * nt),
         }
@@ -1134,8 +1147,11 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
             need["scales"] = (Buffer.ACT, 4 * m)
         else:
             need["in"] = (Buffer.ACT, ab.nbytes(m * kt))
-        if layer.nm is not None:
-            need["meta"] = (Buffer.META, nt * meta_pitch(layer, kt) * _meta_bits(layer) // 8)
+        gw = layer.gemm_weights
+        if gw.encoding is not None:
+            need["meta"] = (Buffer.META, tile_nbytes(gw, nt, kt)[1])
+        if gw.entries:  # the codebook table
+            need["cb"] = (Buffer.PARAM, gw.cdtype.nbytes(gw.entries))
         return need
     if layer.kind == "matmul":
         m, k, n = layer.mkn

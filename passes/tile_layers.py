@@ -181,6 +181,11 @@ class TileLayersPass(ModulePass):
         store = weights_of(ctx)
         fused: set[Operation] = set()  # heads of the vector layers that became tails
         for layer in find_layers(main_func(op), store):
+            if layer.kind in ("conv", "gemm"):  # a mode the target lacks: an error naming the layer, first
+                from spaq.passes.gemm_modes import check_target
+
+                if problem := check_target(layer.gemm_weights, layer.adtype, target):
+                    raise SpaqError(f"layer '{layer.name}': {problem}")
             if layer.head in fused or TILES_KEY in layer.head.attributes:
                 continue
             if layer.kind in POOLS or layer.kind == "quantize":  # tiled only when the whole tensor does not fit

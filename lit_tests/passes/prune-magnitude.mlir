@@ -2,7 +2,7 @@
 // (Not --split-input-file: a pass error in one chunk ends the whole run.)
 // RUN: awk '/^\/\/ -----$/{i++; next} i==0' %s | spaq-opt -p prune-magnitude | filecheck %s
 // RUN: awk '/^\/\/ -----$/{i++; next} i==0' %s | spaq-opt -p 'prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"}' | filecheck %s --check-prefix=NUM
-// RUN: awk '/^\/\/ -----$/{i++; next} i==1' %s | not spaq-opt -p prune-magnitude 2>&1 | filecheck %s --check-prefix=ERR-BLOCK
+// RUN: awk '/^\/\/ -----$/{i++; next} i==1' %s | spaq-opt -p prune-magnitude | filecheck %s --check-prefix=BLOCK
 // RUN: awk '/^\/\/ -----$/{i++; next} i==2' %s | not spaq-opt -p prune-magnitude 2>&1 | filecheck %s --check-prefix=ERR-CONST
 
 // fc1 asks for 2:4: its weight is pruned into a new initializer `<w>.nm2_4` and packed, so
@@ -35,10 +35,19 @@ func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
 
 // -----
 
-// ERR-BLOCK: spaq-opt: error: layer 'fc5': only N:M sparsity is implemented, got #sparse.block<4x4>
+// Block sparsity keeps the ⌈density · blocks⌉ blocks of the largest L1 norm: fc5's [4, 8]
+// weight has two 4x4 blocks, |left| = 8 < |right| = 16, density 0.5 keeps the right one.
+// Unstructured sparsity keeps the ⌈density · size⌉ largest magnitudes: fc6 keeps 3 of 8.
+// (The values are in tests/compiler/test_compiled_gemm_modes.py: printed IR carries no weights.)
+// BLOCK:      %[[B:[^ ]+]] = onnx.Initializer "fc5.weight.block4x4" : tensor<4x8xf32>
+// BLOCK-NEXT: sparse.pack %[[B]] : tensor<4x8xf32> -> tensor<4x8xf32, #sparse.block<4x4>>
+// BLOCK:      %[[U:[^ ]+]] = onnx.Initializer "fc6.weight.unstructured" : tensor<2x4xf32>
+// BLOCK-NEXT: sparse.pack %[[U]] : tensor<2x4xf32> -> tensor<2x4xf32, #sparse.unstructured<csr>>
 func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x4xf32> {onnx.name = "out"}) {
-  %w = onnx.Initializer "fc5.weight" : tensor<4x8xf32>
-  %y = onnx.Gemm(%x, %w) {transB = 1 : i64, onnx.node = "fc5", spaq.compression = {sparsity = #sparse.block<4x4>}} : (tensor<1x8xf32>, tensor<4x8xf32>) -> tensor<1x4xf32>
+  %w = onnx.Initializer "fc5.weight" = dense<[[0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]]> : tensor<4x8xf32> : tensor<4x8xf32>
+  %y = onnx.Gemm(%x, %w) {transB = 1 : i64, onnx.node = "fc5", spaq.compression = {sparsity = #sparse.block<4x4>, density = 5.000000e-01 : f32}} : (tensor<1x8xf32>, tensor<4x8xf32>) -> tensor<1x4xf32>
+  %w6 = onnx.Initializer "fc6.weight" = dense<[[1.0, -5.0, 2.0, 4.0], [0.5, -1.0, 0.25, 3.0]]> : tensor<2x4xf32> : tensor<2x4xf32>
+  %z = onnx.Gemm(%y, %w6) {transB = 1 : i64, onnx.node = "fc6", spaq.compression = {sparsity = #sparse.unstructured<csr>, density = 3.750000e-01 : f32}} : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
   func.return %y : tensor<1x4xf32>
 }
 

@@ -630,3 +630,24 @@ func.func @token_scale_shape(%acc: tensor<4x2xi32>, %s: tensor<4x2xf32>) {
   func.return
 }
 // CHECK: token scale operand must be tensor<4x1xf32>, got tensor<4x2xf32>
+
+// -----
+
+// CHECK: !quant.q ternary needs symmetric si2 storage, got si4
+func.func @f(%a: tensor<4x8x!quant.q<si4:f32, ternary>>) {
+  func.return
+}
+
+// -----
+
+// CHECK: !quant.q codebook=8: the table size must be 2, 4, 16 or 256 and at most 2^8
+func.func @f(%a: tensor<4x8x!quant.q<si8:f32, codebook=8>>) {
+  func.return
+}
+
+// -----
+
+// CHECK: !quant.q codebook=256: the table size must be 2, 4, 16 or 256 and at most 2^4
+func.func @f(%a: tensor<4x8x!quant.q<si4:f32, codebook=256>>) {
+  func.return
+}

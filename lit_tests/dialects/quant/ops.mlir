@@ -16,6 +16,9 @@
 // CHECK-SAME: tensor<4x!quant.q<ui4:f16, per_group axis=0 group=32, asymmetric>>
 // CHECK-SAME: tensor<8x9x!quant.q<si8:f32, per_channel axis=0>, #sparse.nm<2:4>>
 // CHECK-SAME: tensor<8x9x!quant.q<si4:f32, per_group axis=1 group=4>, #sparse.block<4x4>>
+// CHECK-SAME: tensor<4x!quant.q<si2:f32, ternary>>
+// CHECK-SAME: tensor<8x9x!quant.q<si8:f32, per_channel axis=0, codebook=16>, #sparse.unstructured<bitmask>>
+// CHECK-SAME: tensor<4x!quant.q<si4:f32, codebook=4>>
 // GENERIC: "func.func"() <{sym_name = "types", function_type = (tensor<4x!quant.q<si8:f32>>, tensor<4x!quant.q<si8:f32>>, tensor<4x!quant.q<si8:f32, per_channel axis=0>>
 func.func @types(%a: tensor<4x!quant.q<si8:f32>>,
                  %b: tensor<4x!quant.q<si8:f32, per_tensor, symmetric>>,
@@ -27,7 +30,10 @@ func.func @types(%a: tensor<4x!quant.q<si8:f32>>,
                  %h: tensor<4x!quant.q<si2:bf16, per_channel axis=3>>,
                  %i: tensor<4x!quant.q<ui4:f16, per_group group=32 axis=0, asymmetric>>,
                  %j: tensor<8x9x!quant.q<si8:f32, per_channel axis=0>, #sparse.nm<2:4>>,
-                 %k: tensor<8x9x!quant.q<si4:f32, per_group axis=1 group=4>, #sparse.block<4x4>>) {
+                 %k: tensor<8x9x!quant.q<si4:f32, per_group axis=1 group=4>, #sparse.block<4x4>>,
+                 %l: tensor<4x!quant.q<si2:f32, ternary>>,
+                 %m: tensor<8x9x!quant.q<si8:f32, per_channel axis=0, codebook=16>, #sparse.unstructured<bitmask>>,
+                 %n: tensor<4x!quant.q<si4:f32, codebook=4>>) {
   func.return
 }
 
