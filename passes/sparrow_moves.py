@@ -247,12 +247,61 @@ def lower_move(lw, layer) -> None:
             continue
         if (m == 0).any() and fill_addr is None:
             fill_addr = _fill(lw, layer, op, dtype)
+        boxes = plan_boxes(m, r, views)
+        if boxes is not None:  # each source's elements a box of the result: LOAD it, STORE it into place
+            _emit_boxes(lw, sram, step, dtype, dst, fill_addr if (m == 0).any() else None, boxes)
+            continue
         base = [fill_addr if fill_addr is not None else 0] + roots
         plan = Assembly(lw, layer, m, base, dtype, str(i) if i else "")
         for e0 in range(0, total, step):
             e1 = min(total, e0 + step)
             plan.emit(sram["buf"], sram["idx"], e0, e1)
             lw.transfer("store", Buffer.ACT, sram["buf"], dst, e0, e1)
+
+
+def plan_boxes(ids: np.ndarray, result: SSAValue, views: list[View]) -> list[tuple[View, View]] | None:
+    """(source view, result view) pairs when the elements of each source fill one box of the
+    result and are an affine view of the source there (Concat, Split, a constant Pad, Slice):
+    each box is a LOAD and a STORE through strides; None otherwise."""
+    from spaq.passes.sparrow_layers import affine_view, contiguous_strides
+
+    src, off = ids >> SHIFT, ids & MASK
+    shape = ids.shape
+    strides = contiguous_strides(shape)
+    out = []
+    for s in np.unique(src):
+        if s == 0:
+            continue
+        where = np.nonzero(src == s)
+        lo = [int(w.min()) for w in where]
+        hi = [int(w.max()) + 1 for w in where]
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        if not (src[box] == s).all():
+            return None
+        source = affine_view(views[s - 1].root, off[box])
+        if source is None:
+            return None
+        target = View(result, sum(a * st for a, st in zip(lo, strides)), tuple(b - a for a, b in zip(lo, hi)), strides)
+        out.append((source, target))
+    return out
+
+
+def _emit_boxes(lw, sram, step: int, dtype: DType, dst: View, fill_addr: int | None,
+                boxes: list[tuple[View, View]]) -> None:
+    from spaq.passes.lower_to_sparrow import _dma
+
+    total = prod(dst.shape)
+    if fill_addr is not None:  # the fill everywhere first (one LOAD with zero strides); the boxes overwrite it
+        n = min(step, total, MAX_DIM)
+        _dma(lw.p, "load", Buffer.ACT, dtype, sram["buf"], fill_addr, 1, n, 0, 0)
+        for e0 in range(0, total, n):
+            lw.transfer("store", Buffer.ACT, sram["buf"], dst, e0, min(total, e0 + n))
+    for source, target in boxes:
+        count = prod(target.shape)
+        for e0 in range(0, count, step):
+            e1 = min(count, e0 + step)
+            lw.transfer("load", Buffer.ACT, sram["buf"], source, e0, e1)
+            lw.transfer("store", Buffer.ACT, sram["buf"], target, e0, e1)
 
 
 # ------------------------------------------------------------------------------ resampling

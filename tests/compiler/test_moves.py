@@ -1,0 +1,156 @@
+"""Data movement on Sparrow (passes/sparrow_moves.py): small ONNX graphs compiled for the
+datacenter target in fp32 and simulated; the simulator's outputs must equal the reference
+evaluator's (bit for bit for the selections, within float32 rounding for the weighted
+Resize modes, which the evaluator computes in float64)."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from spaq.compiler.conformance import _evaluate, _simulate
+from spaq.passes.sparrow_moves import SHIFT, plan_boxes, plan_pieces
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes, inputs, outputs, inits=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=[numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def _vi(name, shape, t=F):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def _check(model, feeds, exact=True):
+    want = _evaluate(model, dict(feeds))
+    got = _simulate(model, dict(feeds))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        if exact:
+            np.testing.assert_array_equal(np.asarray(g).astype(w.dtype), w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((1, 2, 4, 6)).astype(np.float32)
+
+
+def test_concat_with_a_constant():
+    c = RNG.standard_normal((1, 1, 4, 6)).astype(np.float32)
+    m = _model([helper.make_node("Concat", ["x", "y", "c"], ["z"], axis=1)],
+               [_vi("x", [1, 2, 4, 6]), _vi("y", [1, 2, 4, 6])], [_vi("z", [1, 5, 4, 6])], [("c", c)])
+    _check(m, {"x": X, "y": -X})
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+def test_split_uneven(axis):
+    n = X.shape[axis]
+    sizes = np.array([1, n - 1], np.int64)
+    shapes = [list(X.shape) for _ in sizes]
+    for s, k in zip(shapes, sizes):
+        s[axis] = int(k)
+    m = _model([helper.make_node("Split", ["x", "s"], ["a", "b"], axis=axis)], [_vi("x", list(X.shape))],
+               [_vi("a", shapes[0]), _vi("b", shapes[1])], [("s", sizes)])
+    _check(m, {"x": X})
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+def test_pad_modes(mode):
+    pads = np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)
+    inputs = ["x", "p"] + (["v"] if mode == "constant" else [])
+    inits = [("p", pads)] + ([("v", np.array(1.5, np.float32))] if mode == "constant" else [])
+    m = _model([helper.make_node("Pad", inputs, ["y"], mode=mode)], [_vi("x", list(X.shape))],
+               [_vi("y", [1, 2, 7, 9])], inits)
+    _check(m, {"x": X})
+
+
+def test_tile_depth_to_space_space_to_depth():
+    nodes = [helper.make_node("Tile", ["x", "r"], ["t"]),
+             helper.make_node("DepthToSpace", ["x"], ["d"], blocksize=2, mode="CRD"),
+             helper.make_node("SpaceToDepth", ["x"], ["s"], blocksize=2)]
+    m = _model(nodes, [_vi("x", [1, 4, 4, 6])], [_vi("t", [2, 4, 8, 6]), _vi("d", [1, 1, 8, 12]), _vi("s", [1, 16, 2, 3])],
+               [("r", np.array([2, 1, 2, 1], np.int64))])
+    _check(m, {"x": RNG.standard_normal((1, 4, 4, 6)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+def test_resize(mode):
+    scales = np.array([1, 1, 2, 1.5], np.float32)
+    m = _model([helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode)], [_vi("x", list(X.shape))],
+               [_vi("y", [1, 2, 8, 9])], [("s", scales)])
+    _check(m, {"x": X}, exact=mode == "nearest")
+
+
+def test_reversed_slice_and_permuting_gather():
+    nodes = [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["r"]),
+             helper.make_node("Gather", ["x", "i"], ["g"], axis=3)]
+    inits = [("st", np.array([-1], np.int64)), ("en", np.array([-100], np.int64)), ("ax", np.array([3], np.int64)),
+             ("sp", np.array([-2], np.int64)), ("i", np.array([5, 0, 3, 1, 4, 2, 2], np.int64))]
+    m = _model(nodes, [_vi("x", list(X.shape))], [_vi("r", [1, 2, 4, 3]), _vi("g", [1, 2, 4, 7])], inits)
+    _check(m, {"x": X})
+
+
+def test_gather_run_time_indices_of_an_activation():
+    m = _model([helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Gather", ["h", "i"], ["y"], axis=2)],
+               [_vi("x", list(X.shape)), _vi("i", [2, 2], TensorProto.INT64)], [_vi("y", [1, 2, 2, 2, 6])])
+    _check(m, {"x": X, "i": np.array([[0, -1], [2, 1]], np.int64)})
+
+
+def test_outputs_that_no_layer_writes():
+    """An input returned as it is, a constant output, a view of an input: copied into their
+    own output segments (the program keeps its declared input)."""
+    nodes = [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]),
+             helper.make_node("Identity", ["c"], ["k"])]
+    m = _model(nodes, [_vi("x", list(X.shape))], [_vi("a", list(X.shape)), _vi("t", [1, 2, 6, 4]), _vi("k", [3])],
+               [("c", np.array([1, 2, 3], np.float32))])
+    _check(m, {"x": X})
+
+
+def test_piece_planning():
+    """A Concat's map is one box per input; an element permutation has no long runs."""
+    a = (1 << SHIFT) + np.arange(6).reshape(2, 3)
+    b = (2 << SHIFT) + np.arange(4).reshape(2, 2)
+    ids = np.concatenate([a, b], axis=1)
+    pieces = plan_pieces(ids)
+    assert [(p.source, p.rows, p.cols) for p in pieces] == [(1, 1, 3), (2, 1, 2), (1, 1, 3), (2, 1, 2)]
+    up = (1 << SHIFT) + np.repeat(np.arange(4), 2).reshape(1, 8)  # nearest 2x: stride-0 pairs, rows 1 apart
+    (p,) = plan_pieces(up)
+    assert (p.rows, p.cols, p.rstride, p.cstride) == (4, 2, 1, 0)
+    assert plan_boxes(ids[None] >> 0, None, [_Root(), _Root()]) is not None
+    perm = (1 << SHIFT) + np.random.default_rng(1).permutation(64)
+    assert len(plan_pieces(perm)) > 16
+
+
+class _Root:
+    root = None
+
+
+def _mnemonics(model, feeds):
+    from xdsl.passes import PassPipeline
+
+    from spaq.backends.sparrow.emitter import assemble
+    from spaq.compiler.context import make_context
+    from spaq.compiler.onnx_import import import_model
+    from spaq.compiler.pipeline import passes
+    from spaq.compiler.weights import weights_of
+
+    ctx = make_context()
+    module = import_model(model, ctx, {n: list(v.shape) for n, v in feeds.items()})
+    PassPipeline(tuple(passes("datacenter")), lambda *a: None).apply(ctx, module)
+    program, _ = assemble(module, weights_of(ctx))
+    return [i.mnemonic for i in program]
+
+
+def test_irregular_selection_gathers_elements_and_boxes_are_two_dmas():
+    perm = np.random.default_rng(2).permutation(48).astype(np.int64)
+    m = _model([helper.make_node("Gather", ["x", "i"], ["y"], axis=0),
+                helper.make_node("Relu", ["y"], ["z"])], [_vi("x", [48])], [_vi("z", [48])], [("i", perm)])
+    x = RNG.standard_normal(48).astype(np.float32)
+    _check(m, {"x": x})
+    assert "gather" in _mnemonics(m, {"x": x})
+    cat = _model([helper.make_node("Concat", ["x", "y"], ["z"], axis=3)],
+                 [_vi("x", list(X.shape)), _vi("y", list(X.shape))], [_vi("z", [1, 2, 4, 12])])
+    assert [i for i in _mnemonics(cat, {"x": X, "y": X}) if i != "sync"] == ["load", "store", "load", "store", "halt"]
