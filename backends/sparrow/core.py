@@ -11,6 +11,7 @@ their largest finite value (ONNX `saturate=1`), f16 / bf16 overflow to infinity.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import ml_dtypes
@@ -249,6 +250,18 @@ def _exact_int_matmul(a: np.ndarray, w: np.ndarray, bound: int | None = None, wr
     return out
 
 
+@functools.cache
+def _gemm_types(adtype: DType, wdtype: DType) -> tuple[bool, int]:
+    """(float operands?, the bound on |a * w| the integer types give); ValueError for a mix."""
+    if adtype.is_float != wdtype.is_float:
+        raise ValueError(
+            f"gemm operands must both be integer or both float, got {adtype.name.lower()} and {wdtype.name.lower()}"
+        )
+    if adtype.is_float:
+        return True, 0
+    return False, max(-adtype.int_range[0], adtype.int_range[1]) * max(-wdtype.int_range[0], wdtype.int_range[1])
+
+
 def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
          skip_zero_activations: bool = False, operands_exact: bool = False,
          w_float: np.ndarray | None = None, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
@@ -276,14 +289,11 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
     a, w = np.asarray(a), np.asarray(w)
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
         raise ValueError(f"gemm needs A[m, k] and W[n, k], got {a.shape} and {w.shape}")
-    if adtype.is_float != wdtype.is_float:
-        raise ValueError(
-            f"gemm operands must both be integer or both float, got {adtype.name.lower()} and {wdtype.name.lower()}"
-        )
+    is_float, bound = _gemm_types(adtype, wdtype)
     if out is not None and (out.shape != (a.shape[0], w.shape[0]) or out.dtype != (
-            np.float32 if adtype.is_float else np.int32)):
+            np.float32 if is_float else np.int32)):
         raise ValueError(f"gemm result of shape {(a.shape[0], w.shape[0])} does not fit `out` {out.shape} {out.dtype}")
-    if adtype.is_float:
+    if is_float:
         if not operands_exact:
             a, w = round_to(a, adtype), round_to(w, wdtype)
         bad = ~np.isfinite(w).all(axis=0) if skip_zero_activations else None
@@ -304,9 +314,7 @@ def gemm(a: np.ndarray, w: np.ndarray, adtype: DType, wdtype: DType, *,
             return np.add(out, y, out=out)
         out[...] = y
         return out
-    if operands_exact:
-        bound = max(-adtype.int_range[0], adtype.int_range[1]) * max(-wdtype.int_range[0], wdtype.int_range[1])
-    else:
+    if not operands_exact:
         check_int_range(a, adtype)
         check_int_range(w, wdtype)
         bound = None

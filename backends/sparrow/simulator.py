@@ -281,17 +281,25 @@ class Machine:
 
         return note
 
-    def _float_weights(self, ins: Instruction, w: np.ndarray) -> np.ndarray | None:
-        """The memoised float32 of a dense integer weight tile that a LOAD of stable DRAM bytes
-        filled (None: not memoisable)."""
-        src = self.wgt_source.get(ins.wgt)
-        if src is None or ins.wfmt is not WeightFormat.PLAIN or ins.wdtype.is_float or \
-                src[1] != ins.wgt + ins.n * ins.wdtype.nbytes(ins.k):
-            return None
-        wf = self.float_weights.get(src[0])
-        if wf is None or wf.shape != w.shape[::-1]:
-            wf = self.float_weights[src[0]] = core.float_weights(w)
-        return wf
+    def _float_weights(self, ins: Instruction, w: np.ndarray) -> Callable[[], np.ndarray | None]:
+        """What finds the memoised float32 (`core.float_weights`) of the dense integer weight
+        tile `w` of a GEMM, when a LOAD of stable DRAM bytes filled exactly its WGT bytes (else
+        None)."""
+        if ins.spec.mnemonic != "gemm" or ins.wfmt is not WeightFormat.PLAIN or ins.wdtype.is_float:
+            return lambda: None
+        addr, end, source, memo = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k), self.wgt_source, \
+            self.float_weights
+
+        def find():
+            src = source.get(addr)
+            if src is None or src[1] != end:
+                return None
+            wf = memo.get(src[0])
+            if wf is None or wf.shape != w.shape[::-1]:
+                wf = memo[src[0]] = core.float_weights(w)
+            return wf
+
+        return find
 
     def store(self, ins: Instruction) -> Step:
         src = self._tile(ins.buf, ins.sp, ins.rows, ins.cols, ins.dtype)
@@ -379,14 +387,13 @@ class Machine:
         a = self._read_view(Buffer.ACT, ins.act, ins.m, ins.k, ins.adtype)
         wtype = core.weight_type(ins.wdtype, ins.wfmt, ins.cdtype)
         acc = dst.view(self._NATIVE[acc_type])  # ACC holds f32 or i32
-        memo = ins.spec.mnemonic == "gemm"
-        askip, accumulate = bool(ins.askip), bool(ins.accumulate)
+        float_weights = self._float_weights(ins, w)
+        adtype, askip, accumulate = ins.adtype, bool(ins.askip), bool(ins.accumulate)
 
         def step():
-            wf = self._float_weights(ins, w) if memo and self.wgt_source else None
             try:
-                core.gemm(a, w, ins.adtype, wtype, skip_zero_activations=askip, operands_exact=True,
-                          w_float=wf, out=acc, accumulate=accumulate)  # int32 wraps modulo 2^32
+                core.gemm(a, w, adtype, wtype, skip_zero_activations=askip, operands_exact=True,
+                          w_float=float_weights(), out=acc, accumulate=accumulate)  # int32 wraps modulo 2^32
             except ValueError as e:
                 raise _Fault(str(e)) from None
 
