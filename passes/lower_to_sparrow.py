@@ -8,6 +8,13 @@ that read it load its elements through DMA strides (`dma_plan`). Weight data for
 segments goes to the WeightStore under the segment's name. Reads `sparrow.tiles` and
 `sparrow.sram` (tile-layers, allocate-scratchpad).
 
+A weight's type picks its instruction and packing (`gemm_modes`, the one table): dense
+and N:M weights are packed once per layer, block and unstructured ones per (N, K) tile
+(each tile its values and metadata segments); binary weights become u1 codes, codebook
+weights indices plus the layer's table (a `scales` segment loaded into PARAM once). A
+layer whose decision says `askip` gets `askip=1` on its GEMMs when the target has the zero
+detector (skipping changes no result, so elsewhere the flag is dropped).
+
 ```mlir
 // after lower-to-sparrow{target=edge}
 func.func @main() {
