@@ -102,13 +102,15 @@ class _Program:
         self.layer = ""
         self.names: set[str] = set()
         self.free: list[tuple[int, int]] = []  # (addr, bytes) of dead activations' blocks
+        self.reserved: set[str] = set()  # the graph's input and output names: only their segments take them
 
     def segment(self, sym: str, kind: str, dtype: DType, shape: tuple[int, ...],
                 data: np.ndarray | None = None, reuse: bool = False) -> int:
         """A new segment at the end of DRAM, or (`reuse`: an intermediate activation) in the
         first freed block it fits."""
         base, i = sym, 1
-        while sym in self.names or (data is not None and sym in self.store):
+        while sym in self.names or (data is not None and sym in self.store) or (
+                kind not in ("input", "output") and sym in self.reserved):
             sym, i = f"{base}.{i}", i + 1  # symbols are unique; a new array never replaces a weight
         self.names.add(sym)
         seg = SegmentOp(sym, kind, dtype, self.top, shape)
@@ -748,6 +750,12 @@ class _Lowering:
 
         lower_resample(self, layer)
 
+    def _gathernd(self, layer: Layer) -> None:
+        """GatherND by run-time index tuples: the row numbers on the vector unit, then GATHER."""
+        from spaq.passes.sparrow_moves import lower_gathernd
+
+        lower_gathernd(self, layer)
+
     def _quantize(self, layer: Layer) -> None:
         sram = layer.sram()
         scale = np.asarray(layer.head.scale.get_values(), np.float32)
@@ -982,6 +990,7 @@ class LowerToSparrowPass(ModulePass):
         store = weights_of(ctx)
         program = _Program(store)
         in_names, out_names = io_names(func)
+        program.reserved = set(in_names) | set(out_names)
         ret = func.body.block.last_op
         assert isinstance(ret, ReturnOp)
         layers, plan = analyze(func, store)

@@ -242,7 +242,7 @@ COMPUTE = ("onnx.Conv", "onnx.Gemm", "quant.conv", "quant.gemm")
 POOLS = ("maxpool", "avgpool", "globalpool")
 """Pooling layers: tiled by channels (`c`, which pool independently) only when the whole
 image does not fit; without `sparrow.tiles` they take every channel at once."""
-TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move", "resample")
+TILED = ("conv", "gemm", "matmul", "gather", "vector", "view", "move", "resample", "gathernd")
 """Layer kinds tile-layers chooses tiles for (views only when they copy)."""
 
 
@@ -306,6 +306,8 @@ def _tail_input(p: Layer, v: Layer, plan: DramPlan, read_by: dict[SSAValue, set[
     root = p.output
     if plan.views.get(root) != View.whole(root) or read_by.get(root) != {iv}:
         return None
+    if any(isinstance(u.operation, ReturnOp) for u in root.uses):
+        return None  # a graph output must reach DRAM
     if dram_dtype(element_type(root)) != DType.F32:
         return None
     region = v.region
@@ -411,6 +413,8 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         return Layer("move", name, op, op.operands[0], op.results[0], [op])
     if is_resample_op(op):  # linear / cubic Resize: weighted sums of gathered elements
         return Layer("resample", name, op, op.operands[0], op.results[0], [op])
+    if _is(op, "GatherND") and not is_constant(op.operands[1]):  # run-time index tuples: rows by GATHER
+        return Layer("gathernd", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "Gather") and not is_constant(op.operands[1]):  # run-time indices, any table, any axis
         return Layer("gather", name, op, op.operands[1], op.results[0], [op], weight=op.operands[0])
     if _is(op, "MatMul") and not is_constant(op.operands[0]) and not is_constant(op.operands[1]):
@@ -1166,7 +1170,7 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
     if layer.kind in POOLS:
         return pool_needs(layer, tiles.get("c", layer.pool["c"]))
-    if layer.kind in ("move", "resample"):
+    if layer.kind in ("move", "resample", "gathernd"):
         from spaq.passes.sparrow_moves import move_needs
 
         return move_needs(layer, tiles)

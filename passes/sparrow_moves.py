@@ -30,7 +30,7 @@ from math import prod
 import numpy as np
 from xdsl.ir import Operation, SSAValue
 
-from spaq.backends.sparrow.isa import BinaryOp, Buffer, DType
+from spaq.backends.sparrow.isa import Bcast, BinaryOp, Buffer, DType, ReduceOp
 from spaq.compiler.errors import SpaqError
 from spaq.dialects.onnx import NoValueOp, OnnxOp
 from spaq.passes.compression import is_constant
@@ -442,8 +442,14 @@ def _gather_chunk(lw, ids: np.ndarray, index, base: list[int], sp: int, idx_sp: 
 
 def move_needs(layer, tiles: dict[str, int]) -> dict[str, tuple[Buffer, int]]:
     """The chunk being assembled (`buf`) and its indices (`idx`); a resample also has the
-    gathered tap (`a`) and its weights (`w`), all float32."""
+    gathered tap (`a`) and its weights (`w`), all float32. A gathernd: its index tuples
+    (`it`, i32), their float32 terms (`m`), the row numbers (`lin`), the gathered rows
+    (`buf`) and the dimensions and strides (`vec`, PARAM)."""
     elems = tiles["elems"]
+    if layer.kind == "gathernd":
+        k, d = _nd_geometry(layer)[2:4]
+        return {"it": (Buffer.ACT, 4 * elems * k), "m": (Buffer.ACT, 4 * elems * k), "lin": (Buffer.ACT, 4 * elems),
+                "buf": (Buffer.ACT, layer.odtype.nbytes(elems * d)), "vec": (Buffer.PARAM, 8 * k)}
     need = {"buf": (Buffer.ACT, layer.odtype.nbytes(elems)), "idx": (Buffer.ACT, 4 * min(elems, MAX_DIM))}
     if layer.kind == "resample":
         need["a"] = (Buffer.ACT, 4 * elems)
@@ -452,9 +458,66 @@ def move_needs(layer, tiles: dict[str, int]) -> dict[str, tuple[Buffer, int]]:
 
 
 def move_elements(layer) -> int:
-    """Elements of the largest result; a resample's vector instructions take at most MAX_DIM."""
+    """Elements of the largest result (a gathernd: index tuples per batch element); a
+    resample's vector instructions take at most MAX_DIM."""
+    if layer.kind == "gathernd":
+        return min(max(_nd_geometry(layer)[1], 1), MAX_DIM)
     n = max(prod(shape_of(r)) for r in layer.head.results)
     return min(n, MAX_DIM) if layer.kind == "resample" else n
+
+
+def _nd_geometry(layer) -> tuple[int, int, int, int, int, tuple[int, ...]]:
+    """A gathernd's (batch elements, index tuples per batch element, tuple length k, elements
+    per gathered row d, table rows per batch element, the k indexed dimensions)."""
+    data, idx = shape_of(layer.weight), shape_of(layer.input)
+    b = layer.head.attr("batch_dims", 0)
+    k = idx[-1]
+    dims = tuple(data[b:b + k])
+    return prod(data[:b]), prod(idx[b:-1]), k, prod(data[b + k:]), prod(dims), dims
+
+
+def lower_gathernd(lw, layer) -> None:
+    """Per batch element and chunk of index tuples [n, k] (i32): VBIN lt 0 (a negative index
+    counts from the end), VBIN mul by the dimensions, VBIN add the indices, VBIN mul by the
+    row strides, VRED sum to i32 row numbers (exact: integers below 2^24), GATHER the rows."""
+    from spaq.passes.lower_to_sparrow import _dma
+
+    sram, step = layer.sram(), layer.tiles()["elems"]
+    batch, count, k, d, rows, dims = _nd_geometry(layer)
+    table = lw.view(layer.weight)
+    if not table.contiguous:
+        raise SpaqError(f"layer '{layer.name}': GatherND needs its data contiguous in DRAM")
+    dtype = lw.dtype_of(table)
+    if dtype.bits < 8 or d > MAX_DIM or rows >= STRIDE_LIMIT or rows * d >= 1 << 24:
+        raise SpaqError(f"layer '{layer.name}': GatherND of these rows does not fit GATHER")
+    index = lw.view(layer.input)
+    idtype = lw.dtype_of(index)
+    lw.activation(layer.output, layer.name)
+    y = lw.view(layer.output)
+    if batch * count * d == 0:
+        return
+    strides = [prod(dims[j + 1:]) for j in range(k)]
+    vec = np.array([list(dims), strides], np.float32)
+    v_addr = lw.p.segment(f"{layer.name}.dims", "scales", DType.F32, vec.shape, vec)
+    _dma(lw.p, "load", Buffer.PARAM, DType.F32, sram["vec"], v_addr, 1, 2 * k, 2 * k, 1)
+    t0 = lw.base(table)
+    for g in range(batch):
+        for r0 in range(0, count, step):
+            n = min(step, count - r0)
+            lo = (g * count + r0) * k
+            lw.transfer("load", Buffer.ACT, sram["it"], index, lo, lo + n * k)
+            tile = dict(rows=n, cols=k)
+            lw.p.emit("vbin", op=BinaryOp.LT, dtype=idtype, src=sram["it"], bcast=Bcast.IMM, imm=0, dst=sram["m"], **tile)
+            lw.p.emit("vbin", op=BinaryOp.MUL, src=sram["m"], bcast=Bcast.ROW, buf1=Buffer.PARAM, src1=sram["vec"],
+                      dst=sram["m"], **tile)
+            lw.p.emit("vbin", op=BinaryOp.ADD, src=sram["m"], dtype1=idtype, src1=sram["it"], dst=sram["m"], **tile)
+            lw.p.emit("vbin", op=BinaryOp.MUL, src=sram["m"], bcast=Bcast.ROW, buf1=Buffer.PARAM,
+                      src1=sram["vec"] + 4 * k, dst=sram["m"], **tile)
+            lw.p.emit("vred", op=ReduceOp.SUM, src=sram["m"], odtype=DType.I32, dst=sram["lin"], **tile)
+            lw.p.emit("gather", buf=Buffer.ACT, dtype=dtype, sp=sram["buf"], dram=t0 + dtype.nbytes(g * rows * d),
+                      rows=n, cols=d, rstride=d, limit=rows, ibuf=Buffer.ACT, idtype=DType.I32, idx=sram["lin"])
+            out0 = (g * count + r0) * d
+            lw.transfer("store", Buffer.ACT, sram["buf"], y, out0, out0 + n * d)
 
 
 def copy_out(lw, value: SSAValue, name: str, capacity: int) -> None:

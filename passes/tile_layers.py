@@ -110,7 +110,7 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
         return _largest(layer, "c", g["c"], caps, store, limit=max(1, limit))
     if layer.kind == "conv":
         return _conv_tiles(layer, target, caps, store)
-    if layer.kind in ("move", "resample"):
+    if layer.kind in ("move", "resample", "gathernd"):
         from spaq.passes.sparrow_moves import move_elements
 
         return _largest(layer, "elems", max(move_elements(layer), 1), caps, store, limit=1 << 40)

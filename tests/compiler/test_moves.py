@@ -154,3 +154,18 @@ def test_irregular_selection_gathers_elements_and_boxes_are_two_dmas():
     cat = _model([helper.make_node("Concat", ["x", "y"], ["z"], axis=3)],
                  [_vi("x", list(X.shape)), _vi("y", list(X.shape))], [_vi("z", [1, 2, 4, 12])])
     assert [i for i in _mnemonics(cat, {"x": X, "y": X}) if i != "sync"] == ["load", "store", "load", "store", "halt"]
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1])
+def test_gathernd_run_time_index_tuples(batch_dims):
+    """Row numbers computed on the vector unit (negative indices count from the end), rows by GATHER."""
+    data = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    if batch_dims == 0:
+        idx = np.array([[[1, -1], [0, 2]], [[-2, 0], [1, -3]]], np.int64)  # [2, 2, 2]: rows of [4, 5]
+        out = [2, 2, 4, 5]
+    else:
+        idx = np.array([[[2, 1]], [[-1, -4]]], np.int64)  # [2, 1, 2] -> [2, 1, 5]
+        out = [2, 1, 5]
+    m = _model([helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)],
+               [_vi("x", [2, 3, 4, 5]), _vi("i", list(idx.shape), TensorProto.INT64)], [_vi("y", out)])
+    _check(m, {"x": data, "i": idx})
