@@ -69,5 +69,6 @@ class Session:
             for buf, end in self._sp_dirty.items():
                 self._machine.sp[buf][:end] = 0
             self._machine.wgt_source.clear()  # WGT is zeros again (the float32 memo stays valid)
+            self._machine.wgt_pending.clear()
         self._fresh = False
         return simulate(self.program, self.image, self.target, inputs, dram=self._dram, machine=self._machine)

@@ -123,7 +123,12 @@ class Machine:
         self.stable = None
         self.wgt_source: dict[int, tuple[tuple, int]] = {}
         self.float_weights: dict[tuple, np.ndarray] = {}
-        self._steps: dict[int, tuple[Instruction, Step, dict[str, int], bool]] = {}
+        # Such a LOAD's copy into WGT is deferred (`wgt_pending`: start -> (end, the copy)) until
+        # something reads or writes those bytes other than a GEMM that finds its float32 memo;
+        # every WGT access but those goes through `_tile`, which copies them first.
+        self.wgt_pending: dict[int, tuple[int, Step]] = {}
+        self._wgt_touched: list[tuple[int, int]] | None = []
+        self._steps: dict[int, tuple[Instruction, Step, dict[str, int], bool, tuple]] = {}
 
     _WGT_WRITERS = {"vbin": ("obuf",), "vun": ("obuf",), "vred": ("obuf",), "vsel": ("obuf",), "vreq": ("obuf",),
                     "vquant": ("obuf", "sbuf"), "gather": ("buf",)}
@@ -134,16 +139,20 @@ class Machine:
         caller must not modify it)."""
         kept = self._steps.get(id(ins))
         if kept is not None and kept[0] is ins:
+            if kept[4] and self.wgt_pending:
+                for lo, hi in kept[4]:
+                    self._wgt_copy(lo, hi)
             kept[1]()
             count, writes_wgt = kept[2], kept[3]
         else:
             self.count = count = {}
+            self._wgt_touched = []
             op = ins.spec.mnemonic
             step = getattr(self, op)(ins)
             writes_wgt = op in self._WGT_WRITERS and any(getattr(ins, f) is Buffer.WGT for f in self._WGT_WRITERS[op])
             if step is not None:
                 step()
-                self._steps[id(ins)] = (ins, step, count, writes_wgt)
+                self._steps[id(ins)] = (ins, step, count, writes_wgt, tuple(self._wgt_touched or ()))
         if writes_wgt and self.wgt_source:
             self.wgt_source.clear()  # WGT now holds something no LOAD put there
         return count
@@ -165,7 +174,21 @@ class Machine:
                 f"{buf.name} overflow: a {rows}x{cols} {dtype.name.lower()} tile at {addr} ends at "
                 f"byte {end}, capacity {cap}"
             )
+        if buf is Buffer.WGT:
+            self._wgt_copy(addr, end)
+            if self._wgt_touched is not None:
+                self._wgt_touched.append((addr, end))
         return self.sp[buf][addr:end].reshape(rows, -1)
+
+    def _wgt_copy(self, lo: int, hi: int) -> None:
+        """Do the deferred LOAD copies into WGT bytes [lo, hi)."""
+        if self.wgt_pending:
+            for start in [a for a, (end, _) in self.wgt_pending.items() if a < hi and end > lo]:
+                self.wgt_pending.pop(start)[1]()
+
+    def _own_wgt_access(self) -> None:
+        """The instruction being prepared handles its WGT accesses itself (LOAD, GEMM)."""
+        self._wgt_touched = None
 
     def _get(self, raw: np.ndarray, dtype: DType, cols: int) -> np.ndarray:
         self._add(sram_bytes=raw.size)
@@ -256,16 +279,26 @@ class Machine:
 
         if ins.buf is not Buffer.WGT or self.stable is None:
             return copy
-        note = self._note_weight_load(ins, dst.size)
+        self._own_wgt_access()
+        note, stable = self._note_weight_load(ins, dst.size)
+        lo, hi, pending = ins.sp, ins.sp + dst.size, self.wgt_pending
 
         def step():
             note()
-            copy()
+            for start in [a for a, (end, _) in pending.items() if a < hi and end > lo]:
+                end, earlier = pending.pop(start)
+                if start < lo or end > hi:  # bytes this LOAD does not overwrite
+                    earlier()
+            if stable:  # the bytes are there in DRAM whenever they are needed
+                pending[lo] = (hi, copy)
+            else:
+                copy()
 
         return step
 
-    def _note_weight_load(self, ins: Instruction, nbytes: int) -> Step:
-        """The step recording in `wgt_source` what this LOAD puts in WGT."""
+    def _note_weight_load(self, ins: Instruction, nbytes: int) -> tuple[Step, bool]:
+        """The step recording in `wgt_source` what this LOAD puts in WGT; whether it loads
+        stable DRAM bytes."""
         lo, hi = ins.sp, ins.sp + nbytes
         e = max(ins.dtype.bits // 8, 1)
         last = ins.dram + ((ins.rows - 1) * ins.rstride + (ins.cols - 1) * ins.cstride + 1) * e
@@ -279,16 +312,16 @@ class Machine:
             if entry is not None:
                 source[lo] = entry
 
-        return note
+        return note, entry is not None
 
     def _float_weights(self, ins: Instruction, w: np.ndarray) -> Callable[[], np.ndarray | None]:
         """What finds the memoised float32 (`core.float_weights`) of the dense integer weight
         tile `w` of a GEMM, when a LOAD of stable DRAM bytes filled exactly its WGT bytes (else
         None)."""
+        addr, end = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k)
         if ins.spec.mnemonic != "gemm" or ins.wfmt is not WeightFormat.PLAIN or ins.wdtype.is_float:
             return lambda: None
-        addr, end, source, memo = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k), self.wgt_source, \
-            self.float_weights
+        source, memo = self.wgt_source, self.float_weights
 
         def find():
             src = source.get(addr)
@@ -296,6 +329,7 @@ class Machine:
                 return None
             wf = memo.get(src[0])
             if wf is None or wf.shape != w.shape[::-1]:
+                self._wgt_copy(addr, end)
                 wf = memo[src[0]] = core.float_weights(w)
             return wf
 
@@ -389,11 +423,15 @@ class Machine:
         acc = dst.view(self._NATIVE[acc_type])  # ACC holds f32 or i32
         float_weights = self._float_weights(ins, w)
         adtype, askip, accumulate = ins.adtype, bool(ins.askip), bool(ins.accumulate)
+        wgt_lo, wgt_hi = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k)
 
         def step():
+            wf = float_weights()
+            if wf is None:
+                self._wgt_copy(wgt_lo, wgt_hi)  # W is read from WGT
             try:
                 core.gemm(a, w, adtype, wtype, skip_zero_activations=askip, operands_exact=True,
-                          w_float=float_weights(), out=acc, accumulate=accumulate)  # int32 wraps modulo 2^32
+                          w_float=wf, out=acc, accumulate=accumulate)  # int32 wraps modulo 2^32
             except ValueError as e:
                 raise _Fault(str(e)) from None
 
@@ -411,6 +449,7 @@ class Machine:
         step = self._multiply(ins, acc_type, dst, w, lambda: np.full(ins.k, ins.n, np.int64))
         if not ins.askip and ins.wfmt is WeightFormat.PLAIN and ins.adtype in self._NATIVE and \
                 ins.wdtype in self._NATIVE:  # ACT and W are views of their tiles, the MACs fixed
+            self._own_wgt_access()
             return step
         step()
         return None

@@ -103,6 +103,44 @@ def test_kept_steps_read_each_runs_data():
     np.testing.assert_array_equal(got.outputs["r"], -want.outputs["h"].astype(np.float32).min(axis=1, keepdims=True))
 
 
+def test_deferred_weight_loads_are_there_when_read():
+    """A session defers LOADs of stable weight bytes into WGT until something other than a
+    memoised GEMM touches them: a STORE from WGT, a GEMM over a tile that a second LOAD
+    partly overwrote, and a GEMM whose tile straddles two LOADs see the loaded bytes."""
+    rng = np.random.default_rng(2)
+    img = MemoryImage.empty()
+    img.add("x", DType.I8, (4, 8), "input")
+    img.add("w", DType.I8, (6, 8), "values", data=rng.integers(-128, 128, (6, 8)))
+    img.add("wcopy", DType.I8, (6, 8), "output")
+    img.add("y", DType.I32, (4, 3), "output")
+    img.add("y2", DType.I32, (4, 3), "output")
+    img.add("y3", DType.I32, (4, 3), "output")
+    prog = _program(img, """
+        load buf=act dtype=i8 sp=0 dram={x} rows=4 cols=8 rstride=8 cstride=1
+        load buf=wgt dtype=i8 sp=0 dram={w} rows=3 cols=8 rstride=8 cstride=1
+        load buf=wgt dtype=i8 sp=24 dram={w}+24 rows=3 cols=8 rstride=8 cstride=1
+        gemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=4 k=8 n=3 accumulate=0
+        store buf=acc dtype=i32 sp=0 dram={y} rows=4 cols=3 rstride=3 cstride=1
+        gemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=8 m=4 k=8 n=3 accumulate=0
+        store buf=acc dtype=i32 sp=0 dram={y2} rows=4 cols=3 rstride=3 cstride=1
+        load buf=wgt dtype=i8 sp=16 dram={w}+40 rows=1 cols=8 rstride=8 cstride=1
+        gemm adtype=i8 wdtype=i8 acc=0 act=0 wgt=0 m=4 k=8 n=3 accumulate=0
+        store buf=acc dtype=i32 sp=0 dram={y3} rows=4 cols=3 rstride=3 cstride=1
+        store buf=wgt dtype=i8 sp=0 dram={wcopy} rows=6 cols=8 rstride=8 cstride=1
+        halt
+    """.replace("{w}+24", str(img.symbols["w"].addr + 24)).replace("{w}+40", str(img.symbols["w"].addr + 40)))
+    s = Session(prog, img, DC)
+    w = img.read("w").astype(np.int64)
+    for seed in range(3):
+        x = np.random.default_rng(seed).integers(-128, 128, (4, 8))
+        got, want = s.run({"x": x}), simulate(prog, img, DC, {"x": x})
+        for name in ("y", "y2", "y3", "wcopy"):
+            np.testing.assert_array_equal(got.outputs[name], want.outputs[name])
+    np.testing.assert_array_equal(got.outputs["y2"], x @ w[1:4].T)  # straddles the two LOADs
+    np.testing.assert_array_equal(got.outputs["y3"], x @ w[[0, 1, 5]].T)  # row 2 overwritten
+    np.testing.assert_array_equal(got.outputs["wcopy"], w[[0, 1, 5, 3, 4, 5]])
+
+
 def test_weights_a_store_overwrites_are_not_memoised():
     rng = np.random.default_rng(1)
     img = _image(rng)
