@@ -111,14 +111,15 @@ def _params(store: WeightStore, op: Operation) -> tuple[np.ndarray, np.ndarray |
 
 def activation_scale(store: WeightStore, op: Operation) -> float | None:
     """The scale of a per-tensor, symmetric int8 QuantizeLinear / DequantizeLinear of an
-    activation (zero point 0 of type int8: an absent one means uint8), else None."""
+    activation (zero point 0, or none with an int8 tensor: opset 21's `output_dtype`), else
+    None. Without a zero point an older QuantizeLinear writes uint8, which is not int8."""
     if not is_op(op, "QuantizeLinear", "DequantizeLinear"):
         return None
     p = _params(store, op)
     if p is None:
         return None
     scale, zp = p
-    if scale.size != 1 or zp is None or zp.dtype != np.int8 or zp.size != 1 or zp.any():
+    if scale.size != 1 or (zp is not None and (zp.dtype != np.int8 or zp.size != 1 or zp.any())):
         return None
     int8 = op.results[0] if op.op_type == "QuantizeLinear" else op.operands[0]
     if not _is_si8(_element(int8)):

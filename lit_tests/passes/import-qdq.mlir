@@ -197,3 +197,23 @@ func.func @main(%x: tensor<1x4xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
   %y2 = onnx.Gemm(%ud, %w2d) {transB = 1 : i64, onnx.node = "u8act"} : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
   func.return %y, %y2 : tensor<1x2xf32>, tensor<1x2xf32>
 }
+
+// -----
+
+// Opset 21's QuantizeLinear may name its int8 output type instead of giving a zero point
+// (`output_dtype` = INT8): zero point 0, the same pattern.
+// CHECK-LABEL: func.func @main
+// CHECK-NEXT:  %[[X:[^ ]+]] = quant.quantize %x {scale = array<f32: 5.000000e-01>} : tensor<1x4xf32> -> tensor<1x4x!quant.q<si8:f32>>
+// CHECK:       %[[A:[^ ]+]] = quant.gemm %[[X]], %{{[^ ]+}} {onnx.node = "fc"} : (tensor<1x4x!quant.q<si8:f32>>, tensor<2x4x!quant.q<si8:f32>>) -> tensor<1x2xi32>
+// CHECK-NEXT:  %[[Y:[^ ]+]] = quant.dequantize %[[A]] {scale = array<f32: 1.250000e-01, 1.250000e-01>, axis = 1 : i64} : tensor<1x2xi32> -> tensor<1x2xf32>
+// CHECK-NEXT:  func.return %[[Y]] : tensor<1x2xf32>
+func.func @main(%x: tensor<1x4xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {onnx.name = "out"}) {
+  %sx = onnx.Initializer "x_scale" = dense<0.5> : tensor<f32> : tensor<f32>
+  %xq = onnx.QuantizeLinear(%x, %sx) {output_dtype = 3 : i64} : (tensor<1x4xf32>, tensor<f32>) -> tensor<1x4xsi8>
+  %xd = onnx.DequantizeLinear(%xq, %sx) : (tensor<1x4xsi8>, tensor<f32>) -> tensor<1x4xf32>
+  %wq = onnx.Initializer "fc21.weight_quantized" = dense<[[1, -1, 2, 0], [0, 3, 1, 1]]> : tensor<2x4xsi8> : tensor<2x4xsi8>
+  %sw = onnx.Initializer "fc21.weight_scale" = dense<0.25> : tensor<f32> : tensor<f32>
+  %wd = onnx.DequantizeLinear(%wq, %sw) : (tensor<2x4xsi8>, tensor<f32>) -> tensor<2x4xf32>
+  %y = onnx.Gemm(%xd, %wd) {transB = 1 : i64, onnx.node = "fc"} : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
+  func.return %y : tensor<1x2xf32>
+}
