@@ -323,31 +323,46 @@ def is_resample_op(op: Operation) -> bool:
 def resample_taps(op: Operation, store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index [T, out], weight [T, out], bias [out]) with y = sum_t weight[t] * x[index[t]] + bias:
     the kernel is linear in x, so running it on each basis vector (and on zeros, for the bias)
-    gives the interpolation matrix; its non-zeros per output element become the taps."""
+    gives the interpolation matrix; its non-zeros per output element become the taps. Leading
+    dimensions the Resize keeps (batch, channels) are planes: the taps of one plane, repeated."""
     from spaq.compiler.evaluator import Evaluation
 
-    x_shape = shape_of(op.operands[0])
-    n_in, n_out = prod(x_shape), prod(shape_of(op.results[0]))
+    x_shape, y_shape = shape_of(op.operands[0]), shape_of(op.results[0])
+    lead = 0
+    if op.attr("axes") is None:
+        while lead < len(x_shape) - 1 and x_shape[lead] == y_shape[lead]:
+            lead += 1
+    planes = prod(x_shape[:lead])
+    x_plane, y_plane = (1,) * lead + tuple(x_shape[lead:]), (1,) * lead + tuple(y_shape[lead:])
+    n_in, n_out = prod(x_plane), prod(y_plane)
     if n_in > BASIS_LIMIT:
-        raise SpaqError(f"layer '{_name(op)}': {op.name} of more than {BASIS_LIMIT} elements runs on Sparrow "
-                        f"as nearest-neighbour only")
+        raise SpaqError(f"layer '{_name(op)}': {op.name} of planes of more than {BASIS_LIMIT} elements runs on "
+                        f"Sparrow as nearest-neighbour only")
     ev = Evaluation(store)
     params = [None if isinstance(v.owner, NoValueOp) else constant_value(store, v) for v in op.operands[1:]]
+    if len(params) > 2 and params[2] is not None and np.size(params[2]) == len(x_shape):
+        params[2] = np.concatenate([np.ones(lead, np.int64), np.asarray(params[2], np.int64)[lead:]])  # sizes
 
     def run(x: np.ndarray) -> np.ndarray:
-        return np.asarray(ev.run_op(op, [x, *params])[0], np.float64).reshape(-1)
+        y = np.asarray(ev.run_op(op, [x, *params])[0], np.float64)
+        if lead and y.shape == tuple(y_shape):  # a kernel that sizes by the op's result: one plane of it
+            y = y[(0,) * lead].reshape(y_plane)
+        if y.shape != y_plane:
+            raise SpaqError(f"layer '{_name(op)}': {op.name} does not resize plane by plane")
+        return y.reshape(-1)
 
-    bias = run(np.zeros(x_shape, np.float32))
+    bias = run(np.zeros(x_plane, np.float32))
     matrix = np.empty((n_out, n_in))
     for j in range(n_in):
         e = np.zeros(n_in, np.float32)
         e[j] = 1
-        matrix[:, j] = run(e.reshape(x_shape)) - bias
+        matrix[:, j] = run(e.reshape(x_plane)) - bias
     taps = max(int((matrix != 0).sum(axis=1).max()), 1) if n_out else 1
     order = np.argsort(matrix == 0, axis=1, kind="stable")[:, :taps]  # the non-zeros first
-    index = order.T.copy()
     weight = np.take_along_axis(matrix, order, axis=1).T.astype(np.float32)
-    return index, weight, bias.astype(np.float32)
+    index = order.T[:, None, :] + (np.arange(planes) * n_in)[None, :, None]  # [T, planes, n_out]
+    return (index.reshape(taps, -1), np.tile(weight, (1, planes)),
+            np.tile(bias.astype(np.float32), planes))
 
 
 def lower_resample(lw, layer) -> None:

@@ -169,3 +169,11 @@ def test_gathernd_run_time_index_tuples(batch_dims):
     m = _model([helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims)],
                [_vi("x", [2, 3, 4, 5]), _vi("i", list(idx.shape), TensorProto.INT64)], [_vi("y", out)])
     _check(m, {"x": data, "i": idx})
+
+
+def test_bilinear_upsampling_of_many_channels():
+    """Taps come from one plane (16 x 16) and repeat over the 2 x 8 (batch, channel) planes."""
+    x = RNG.standard_normal((2, 8, 16, 16)).astype(np.float32)
+    m = _model([helper.make_node("Resize", ["x", "", "", "s"], ["y"], mode="linear")], [_vi("x", [2, 8, 16, 16])],
+               [_vi("y", [2, 8, 32, 32])], [("s", np.array([2, 8, 32, 32], np.int64))])
+    _check(m, {"x": x}, exact=False)
