@@ -13,7 +13,10 @@ and computes the same outputs and counters.
 
 The session also lets the machine keep the float32 form of each dense integer weight tile
 it loads from DRAM bytes that no STORE and no input ever writes (the exact integer GEMM
-multiplies through float32 BLAS), so the weights are converted once, not on every run.
+multiplies through float32 BLAS), so the weights are converted once, not on every run; the
+LOADs of those bytes into WGT are copied only if something other than such a GEMM reads
+them. And the machine keeps each instruction's prepared step (simulator.Machine), so the
+fields are decoded, checked and counted on the first run only.
 
 The `SimResult.image` of a run is the session's DRAM: valid until the next run.
 """

@@ -318,9 +318,9 @@ class Machine:
         """What finds the memoised float32 (`core.float_weights`) of the dense integer weight
         tile `w` of a GEMM, when a LOAD of stable DRAM bytes filled exactly its WGT bytes (else
         None)."""
-        addr, end = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k)
         if ins.spec.mnemonic != "gemm" or ins.wfmt is not WeightFormat.PLAIN or ins.wdtype.is_float:
             return lambda: None
+        addr, end = ins.wgt, ins.wgt + ins.n * ins.wdtype.nbytes(ins.k)
         source, memo = self.wgt_source, self.float_weights
 
         def find():
