@@ -58,7 +58,7 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {
     "Sqrt": lambda op, x: np.sqrt(x),
     "Reciprocal": lambda op, x: np.reciprocal(x),
     "Exp": _vector_or(lambda x: vector.exp(x), np.exp),
-    "Log": lambda op, x: np.log(x),
+    "Log": _vector_or(lambda x: vector.log(x), np.log),  # VUN log
     "Tanh": _vector_or(lambda x: vector.tanh(x), np.tanh),
     "Erf": _vector_or(lambda x: vector.erf(x), erf),
     "Floor": lambda op, x: np.floor(x),
@@ -70,8 +70,8 @@ UNARY: dict[str, Callable[..., np.ndarray]] = {
     "Gelu": lambda op, x: _gelu(x, op.attr("approximate", "none")),
     "Sign": lambda op, x: np.sign(x),
     "Round": lambda op, x: np.round(x),
-    "Sin": lambda op, x: np.sin(x),
-    "Cos": lambda op, x: np.cos(x),
+    "Sin": _vector_or(lambda x: vector.sin(x), np.sin),  # VUN sin
+    "Cos": _vector_or(lambda x: vector.cos(x), np.cos),  # VUN cos
     "Softplus": lambda op, x: np.logaddexp(0, x.astype(np.float64)),
     "Softsign": lambda op, x: x / (1 + np.abs(x)),
     "Elu": lambda op, x: np.where(x > 0, x, np.float32(op.attr("alpha", 1.0)) * np.expm1(x)),

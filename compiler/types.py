@@ -104,13 +104,24 @@ def isa_dtype(t: Attribute) -> "DType":
         return DType.F16
     if isinstance(t, BFloat16Type):
         return DType.BF16
-    fp8 = {Float8E4M3FNType: DType.F8E4M3, Float8E5M2Type: DType.F8E5M2}
+    fp8 = {Float8E4M3FNType: DType.F8E4M3, Float8E5M2Type: DType.F8E5M2, Float8E4M3FNUZType: DType.F8E4M3FNUZ,
+           Float8E5M2FNUZType: DType.F8E5M2FNUZ}
     if type(t) in fp8:
         return fp8[type(t)]
     if isinstance(t, IntegerType):
         width, unsigned = t.width.data, t.signedness.data == Signedness.UNSIGNED
         table = {(8, False): DType.I8, (8, True): DType.U8, (4, False): DType.I4, (4, True): DType.U4,
-                 (2, False): DType.I2, (2, True): DType.U2, (1, True): DType.U1, (32, False): DType.I32}
+                 (2, False): DType.I2, (2, True): DType.U2, (1, True): DType.U1, (32, False): DType.I32,
+                 (16, False): DType.I16, (16, True): DType.U16, (32, True): DType.U32}
         if (width, unsigned) in table:
             return table[(width, unsigned)]
     raise UnsupportedType(f"Sparrow has no storage type for {t}")
+
+
+def onnx_element_type(t: Attribute) -> int:
+    """The ONNX TensorProto element type of xDSL element type `t` (inverse of
+    `element_type_from_onnx`)."""
+    for code, x in _ONNX_TO_XDSL.items():
+        if x == t:
+            return code
+    raise UnsupportedType(f"no ONNX element type for {t}")

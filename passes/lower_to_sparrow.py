@@ -336,7 +336,7 @@ class _Lowering:
         consecutive scratchpad bytes at `sp`; returns the bytes moved."""
         dtype = self.dtype_of(view)
         if dtype.bits < 8:
-            raise SpaqError(f"strided DMA plans of {dtype.name.lower()} tensors are not supported")
+            return self._transfer_packed(mnemonic, buf, sp, view, start, stop)
         stop = prod(view.shape) if stop is None else stop
         root = self.addr[view.root]
         e = dtype.bits // 8
@@ -346,6 +346,21 @@ class _Lowering:
                  piece.rstride, piece.cstride)
             moved += piece.rows * piece.cols * e
         return moved
+
+    def _transfer_packed(self, mnemonic: str, buf: Buffer, sp: int, view: View, start: int, stop: int | None) -> int:
+        """`transfer` of a sub-byte tensor: whole rows of a whole tensor, which the image stores
+        with every row starting on a byte (row pitch ⌈cols · bits / 8⌉, docs/isa.md), into a
+        tile with the same rows."""
+        dtype = self.dtype_of(view)
+        shape = view.shape or (1,)
+        cols = shape[-1]
+        stop = prod(shape) if stop is None else stop
+        if view != View.whole(view.root) or start % cols or stop % cols:
+            raise SpaqError(f"strided DMA plans of {dtype.name.lower()} tensors are not supported")
+        pitch = dtype.nbytes(cols)
+        r0, rows = start // cols, (stop - start) // cols
+        _dma(self.p, mnemonic, buf, dtype, sp, self.addr[view.root] + r0 * pitch, rows, cols, 8 * pitch // dtype.bits, 1)
+        return rows * pitch
 
     def params(self, layer: Layer) -> list[tuple[int, DType, int]]:
         """Per-channel parameter segments as (addr, dtype, rows): loaded one after another."""
@@ -500,6 +515,9 @@ class _Lowering:
         [c0, c0 + cs), rows [y0, y0 + rows) of the NCHW tensor `value`: one DMA (pixels by
         the column stride, channels by the channel stride) when its rows are evenly spaced."""
         v = self.view(value)
+        if len(v.shape) == 3:  # a 1-D image: one row
+            v = View(v.root, v.offset, (v.shape[0], v.shape[1], 1, v.shape[2]),
+                     (v.strides[0], v.strides[1], v.shape[2] * v.strides[2], v.strides[2]))
         (sn, sc, sy, sx), w = v.strides, v.shape[3]
         offset = v.offset + b * sn + c0 * sc + y0 * sy
         dtype = self.dtype_of(v)
@@ -776,7 +794,6 @@ class _Lowering:
             _dma(self.p, "store", Buffer.ACT, layer.odtype, sram["out"], y + layer.odtype.nbytes(r0 * cols), rows, cols,
                  cols, 1)
 
-
     def _pool_chunks(self, layer: Layer):
         """(image, first channel, channels) of a pooling layer's channel tiles."""
         cs, c = layer.optional_tiles().get("c", layer.pool["c"]), layer.pool["c"]
@@ -859,6 +876,11 @@ class _Lowering:
         self.p.emit("softmax", src=sram["in"], dst=sram["out"], rows=rows, cols=cols)
         _dma(self.p, "store", Buffer.ACT, DType.F32, sram["out"], y, rows, cols, cols, 1)
 
+    def _rowwise(self, layer: Layer) -> None:
+        from spaq.passes import sparrow_rowwise
+
+        sparrow_rowwise.lower(self, layer)
+
     # ---- vector regions
     def _vector(self, layer: Layer) -> None:
         self._region(layer, layer.sram(), layer.tiles()["rows"])
@@ -871,6 +893,15 @@ class _Lowering:
         self.placed[layer.tail_input] = (buf, addr)
         self._region(tail, sram, tail.region.rows)
         self.p.layer = layer.name
+
+    def _region_view(self, region, v: SSAValue) -> View:
+        """A region input's view, reshaped where the region reads it so (`Region.shapes`)."""
+        view = self.view(v)
+        if v in region.shapes:
+            view = view.reshaped(region.shapes[v])
+            if view is None:
+                raise SpaqError(f"no DMA strides read '{v.name_hint or v}' reshaped")
+        return view
 
     def _region(self, layer: Layer, sram: dict[str, int], step: int) -> None:
         region = layer.region
@@ -889,7 +920,7 @@ class _Lowering:
                 if v in self.placed:
                     continue  # already in the scratchpad: the result of the layer this region is the tail of
                 if plan.forms[v] is Bcast.TILE:
-                    self.transfer("load", Buffer.ACT, sram[plan.slot[v]], self.view(v).broadcast_to(shape),
+                    self.transfer("load", Buffer.ACT, sram[plan.slot[v]], self._region_view(region, v).broadcast_to(shape),
                                   r0 * cols, (r0 + r) * cols)
                 elif plan.forms[v] is Bcast.COL and v in plan.vectors:
                     self._load_vector(plan, sram, v, r0, r)
@@ -900,7 +931,7 @@ class _Lowering:
 
     def _load_vector(self, plan: RegionPlan, sram: dict[str, int], v: SSAValue, r0: int, r: int) -> None:
         form, shape = plan.forms[v], plan.region.shape
-        full = self.view(v).broadcast_to(shape)
+        full = self._region_view(plan.region, v).broadcast_to(shape)
         buf = Buffer.PARAM if vector_in_param(plan, v) else Buffer.ACT
         if form is Bcast.ROW:
             part = View(full.root, full.offset, shape[-1:], full.strides[-1:])
@@ -951,8 +982,44 @@ class _Lowering:
             self.p.emit("softmax", src=a0, dst=out["dst"], rows=rows, cols=cols)
         elif st.kind == "layernorm":
             self._layernorm(plan, sram, st, out, rows, cols)
+        elif st.kind == "seq":
+            self._sequence(plan, sram, st, out, rows, cols)
         else:  # pragma: no cover - plan_region makes only these
             raise SpaqError(f"no vector lowering for {st.kind}")
+
+    def _sequence(self, plan: RegionPlan, sram: dict[str, int], st, out: dict, rows: int, cols: int) -> None:
+        """A 'seq' step: its vector_expand instructions, temporaries in the region's `s` slots."""
+        from spaq.passes.vector_expand import OUT, Imm, Tmp
+
+        ex = st.expansion
+        by_value = {o.value: o for o in st.operands}
+        tmp_dtype = out["odtype"] if ex.tmp_like_result else DType.F32
+
+        def source(a) -> tuple[Bcast, DType, Buffer, int, int]:
+            if isinstance(a, Tmp):
+                return Bcast.TILE, tmp_dtype, Buffer.ACT, sram[f"s{a.index}"], 0
+            if isinstance(a, Imm):
+                return Bcast.IMM, DType.F32, Buffer.ACT, 0, vector.imm(a.value)
+            return self._operand(plan, sram, by_value[a.value])
+
+        for m in ex.micro:
+            dst = dict(out) if m.dst == OUT else dict(out, odtype=tmp_dtype, dst=sram[f"s{m.dst.index}"])
+            if m.mnemonic == "vun":
+                _, d0, b0, a0, _ = source(m.args[0])
+                self.p.emit("vun", op=m.op, dtype=d0, buf=b0, src=a0, imm=vector.imm(m.scale), **dst)
+            elif m.mnemonic == "vbin":
+                _, d0, b0, a0, _ = source(m.args[0])
+                bc, d1, b1, a1, imm = source(m.args[1])
+                self.p.emit("vbin", op=m.op, dtype=d0, buf=b0, src=a0, bcast=bc, dtype1=d1, buf1=b1, src1=a1,
+                            imm=imm, **dst)
+            else:
+                mc, md, mb, ma, mimm = source(m.args[0])
+                _, d0, b0, a0, _ = source(m.args[1])
+                bc, d1, b1, a1, imm = source(m.args[2])
+                if mc is Bcast.IMM:
+                    raise SpaqError(f"'{st.op.name}': a select's mask must be a tensor")
+                self.p.emit("vsel", mdtype=md, mbcast=mc, mbuf=mb, mask=ma, dtype=d0, buf=b0, src=a0, bcast=bc,
+                            dtype1=d1, buf1=b1, src1=a1, imm=imm, **dst)
 
     def _layernorm(self, plan: RegionPlan, sram: dict[str, int], st, out: dict, rows: int, cols: int) -> None:
         """The eight instructions of `onnx_kernels.layer_norm_rows` (the evaluator's definition)."""

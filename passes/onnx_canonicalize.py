@@ -266,6 +266,82 @@ class FuseGelu(RewritePattern):
             rewriter.erase(d)
 
 
+class CastLikeToCast(RewritePattern):
+    """CastLike(x, like) is Cast(x) to the element type of `like` (its values do not matter):
+    the one Cast the machine and constant folding know."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "CastLike"):
+            return
+        from spaq.compiler.types import onnx_element_type
+
+        attrs = {k: v for k, v in op.attributes.items() if k.startswith("onnx.") or k == "saturate"}
+        attrs["to"] = IntegerAttr(onnx_element_type(element_type_of(op.operands[1].type)), i64)
+        cast = OPS["Cast"]([op.operands[0]], [op.results[0].type], attrs)
+        cast.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, [cast])
+
+
+@dataclass
+class GemmByActivation(RewritePattern):
+    """Gemm whose B is computed at run time (not a weight): Y = alpha · A'·B' + beta · C becomes
+    MatMul(A', B') (transposes as Transpose views), Mul by alpha, Add of beta · C: the matmul
+    layer (B loaded into WGT from DRAM) and a vector tail."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Gemm") or constant_of(self.store, op.operands[1]) is not None:
+            return
+        from xdsl.dialects.builtin import DenseArrayBase
+
+        a, b = op.operands[0], op.operands[1]
+        y_type = op.results[0].type
+        et = element_type_of(y_type)
+        new: list[Operation] = []
+
+        def transposed(v: SSAValue) -> SSAValue:
+            m, n = v.type.get_shape()
+            t = OPS["Transpose"]([v], [TensorType(v.type.element_type, [n, m])],
+                                 {"perm": DenseArrayBase.from_list(i64, [1, 0])})
+            new.append(t)
+            return t.results[0]
+
+        def scalar(value: float, name: str) -> SSAValue:
+            init = new_initializer(self.store, "gemm", name, np.array(value, np.float32).astype(
+                np.dtype(constant_dtype(et))))
+            new.append(init)
+            return init.results[0]
+
+        a = transposed(a) if op.attr("transA", 0) else a
+        b = transposed(b) if op.attr("transB", 0) else b
+        y = OPS["MatMul"]([a, b], [y_type])
+        new.append(y)
+        out = y.results[0]
+        alpha, beta = op.attr("alpha", 1.0), op.attr("beta", 1.0)
+        if alpha != 1.0:
+            mul = OPS["Mul"]([out, scalar(alpha, "alpha")], [y_type])
+            new.append(mul)
+            out = mul.results[0]
+        if has_input(op, 2) and beta != 0.0:
+            c = op.operands[2]
+            if beta != 1.0:
+                scaled = OPS["Mul"]([c, scalar(beta, "beta")], [c.type])
+                new.append(scaled)
+                c = scaled.results[0]
+            add = OPS["Add"]([out, c], [y_type])
+            new.append(add)
+            out = add.results[0]
+        out.name_hint = op.results[0].name_hint
+        rewriter.replace(op, new, [out])
+
+
+def constant_dtype(t) -> np.dtype:
+    from spaq.compiler.types import numpy_dtype
+
+    return numpy_dtype(t)
+
+
 def element_type_of(t) -> object:
     return t.element_type if isinstance(t, TensorType) else None
 
@@ -329,7 +405,8 @@ class OnnxCanonicalizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         store = weights_of(ctx)
-        patterns = [EraseIdentity(), FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
+        patterns = [EraseIdentity(), CastLikeToCast(), GemmByActivation(store),
+                    FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
                     CollapseReshapes(), FuseGelu(store), ExpandHardActivations(store),
                     FoldShape(store),
                     FoldConstants(store)]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from math import prod
 
 import numpy as np
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, IntegerType, Signedness, TensorType, i64
+from xdsl.dialects.builtin import DictionaryAttr, Float64Type, IntegerAttr, IntegerType, Signedness, TensorType, i64
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
 
@@ -51,13 +51,16 @@ MAX_DIM = (1 << 16) - 1  # rows / cols / m / k / n fields are 16 bits
 
 def dram_dtype(t: Attribute) -> DType:
     """The Sparrow element type a tensor of element type `t` has in DRAM: its storage type;
-    bool as u8 (0 / 1); int64 (index inputs such as token ids) as i32 — the runtime narrows
-    int64 inputs when it writes them into the image, and they must fit."""
+    bool as u8 (0 / 1); int64 (index inputs such as token ids) as i32, uint64 as u32 and
+    float64 as f32 — the runtime narrows such inputs when it writes them into the image (the
+    integers must fit; doubles round to nearest float32)."""
     if isinstance(t, IntegerType):
         if t.width.data == 1:
             return DType.U8
-        if t.width.data == 64 and t.signedness.data != Signedness.UNSIGNED:
-            return DType.I32
+        if t.width.data == 64:
+            return DType.U32 if t.signedness.data == Signedness.UNSIGNED else DType.I32
+    if isinstance(t, Float64Type):
+        return DType.F32
     return isa_dtype(t)
 
 
@@ -103,6 +106,8 @@ class Layer:
             return list(self.region.outputs)
         if self.kind == "move":
             return list(self.head.results)
+        if self.kind == "rowwise":
+            return [r for r in self.head.results if r.uses]
         return [self.output] + [s.output for s in self.siblings]
 
     # ---- types and geometry
@@ -156,10 +161,10 @@ class Layer:
         """Conv geometry: c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, oh, ow."""
         from spaq.compiler.evaluator import conv_attributes
 
-        _, c, h, w = self.in_type.get_shape()
-        _, _, kh, kw = self.weight.type.get_shape()
+        _, c, h, w = image_shape(self.in_type.get_shape())
+        _, _, kh, kw = image_shape(self.weight.type.get_shape())
         a = conv_attributes(self.head, kh, kw)
-        _, _, oh, ow = self.out_type.get_shape()
+        _, _, oh, ow = image_shape(self.out_type.get_shape())
         pt, pl, pb, pr = a["pads"]
         (sh, sw), (dh, dw) = a["strides"], a["dilations"]
         return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, pb=pb, pr=pr, dh=dh, dw=dw, oh=oh, ow=ow,
@@ -171,8 +176,8 @@ class Layer:
         c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, oh, ow."""
         from spaq.compiler.evaluator import conv_attributes, kernel_2d
 
-        _, c, h, w = self.in_type.get_shape()
-        _, _, oh, ow = self.out_type.get_shape()
+        _, c, h, w = image_shape(self.in_type.get_shape())
+        _, _, oh, ow = image_shape(self.out_type.get_shape())
         if self.kind == "globalpool":
             return dict(c=c, h=h, w=w, kh=h, kw=w, sh=1, sw=1, pt=0, pl=0, pb=0, pr=0, dh=1, dw=1, oh=1, ow=1)
         kh, kw = kernel_2d(self.head)
@@ -180,7 +185,6 @@ class Layer:
         pt, pl, pb, pr = a["pads"]
         (sh, sw), (dh, dw) = a["strides"], a["dilations"]
         return dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, pb=pb, pr=pr, dh=dh, dw=dw, oh=oh, ow=ow)
-
 
     @property
     def mkn(self) -> tuple[int, int, int]:
@@ -218,6 +222,12 @@ class Layer:
 
     def sram(self) -> dict[str, int]:
         return _int_dict(self.head.attributes.get(SRAM_KEY), self.name, SRAM_KEY)
+
+
+def image_shape(shape) -> tuple[int, ...]:
+    """An NCHW shape; a 1-D image [N, C, W] is one row, [N, C, 1, W]."""
+    shape = tuple(shape)
+    return shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
 
 
 def _int_dict(attr: Attribute | None, name: str, key: str) -> dict[str, int]:
@@ -401,8 +411,8 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
     if op.name == "quant.quantize":
         return Layer("quantize", name, op, op.operands[0], op.results[0], [op])
     if _is(op, "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool") or _spatial_reduction(op, store):
-        if len(op.results) != 1 or len(shape_of(op.operands[0])) != 4:
-            raise SpaqError(f"layer '{name}': {op.name} runs on Sparrow over 2-D images with one result")
+        if len(op.results) != 1 or len(shape_of(op.operands[0])) not in (3, 4):
+            raise SpaqError(f"layer '{name}': {op.name} runs on Sparrow over 1-D and 2-D images with one result")
         kind = {"MaxPool": "maxpool", "AveragePool": "avgpool"}.get(op.op_type, "globalpool")
         return Layer(kind, name, op, op.operands[0], op.results[0], [op])
     if is_view_op(op):
@@ -424,6 +434,10 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
         if element_type(a) != element_type(op.results[0]) or dram_dtype(element_type(a)) != DType.F32:
             raise SpaqError(f"layer '{name}': MatMul between activations runs on Sparrow in fp32")
         return Layer("matmul", name, op, a, op.results[0], [op], weight=b)
+    from spaq.passes.sparrow_rowwise import is_rowwise
+
+    if is_rowwise(op) and (vector_op(op) is None or (_is(op, "Softmax") and _single_op_region(op))):
+        return Layer("rowwise", name, op, op.operands[0], op.results[0], [op])
     if vector_op(op) is not None:
         region = grow_region(op, fused, order, live)
         if len(region.ops) == 1 and _is(op, "Softmax") and not is_constant(op.operands[0]):
@@ -433,6 +447,12 @@ def _layer_at(op: Operation, fused: set[Operation], order: dict[Operation, int],
     if _is(op, "Softmax"):
         raise SpaqError(f"layer '{name}': Softmax runs on the last axis only")
     raise SpaqError(f"'{op.name}'{'' if name == op.name else f' (layer {name!r})'} cannot run on Sparrow yet")
+
+
+def _single_op_region(op: Operation) -> bool:
+    """A Softmax not on the last axis (the vector region's SOFTMAX takes the last one)."""
+    rank = len(shape_of(op.operands[0]))
+    return op.attr("axis", -1) % rank != rank - 1
 
 
 def _compute_layer(op: Operation, name: str, fused: set[Operation]) -> Layer:
@@ -525,8 +545,21 @@ def _is_bool(value: SSAValue) -> bool:
 
 def vector_op(op: Operation) -> str | None:
     """How the vector unit computes `op` ('vbin', 'vun', 'vsel', 'alias', 'layernorm',
-    'softmax', 'cast'), or None if it does not. Float arithmetic is float32 IEEE, exactly
-    what the evaluator's numpy float32 computes; integers only where float32 is exact."""
+    'softmax', 'cast', or 'seq': a short program of vector instructions, vector_expand.py),
+    or None if it does not."""
+    kind = _one_instruction(op)
+    if kind is None and isinstance(op, OnnxOp) and len(op.results) == 1:
+        from spaq.passes.vector_expand import expansion
+
+        if expansion(op) is not None:
+            return "seq"
+    return kind
+
+
+def _one_instruction(op: Operation) -> str | None:
+    """The ops one vector instruction (or LayerNorm's idiom) computes. Float arithmetic is
+    float32 IEEE, exactly what the evaluator's numpy float32 computes; integers only where
+    float32 is exact."""
     if not isinstance(op, OnnxOp) or len(op.results) != 1:
         return None
     t = op.op_type
@@ -598,6 +631,7 @@ class Region:
     shape: tuple[int, ...]
     inputs: list[SSAValue] = field(default_factory=list)
     outputs: list[SSAValue] = field(default_factory=list)
+    shapes: dict[SSAValue, tuple[int, ...]] = field(default_factory=dict)  # inputs read reshaped (per-axis scales)
 
     @property
     def rows(self) -> int:
@@ -669,6 +703,7 @@ class Step:
     operands: list[Operand]
     binary: BinaryOp | None = None
     unary: UnaryOp | None = None
+    expansion: object | None = None  # kind 'seq': its vector_expand.Expansion
 
 
 @dataclass
@@ -692,6 +727,7 @@ class RegionPlan:
     tile_slots: int
     vectors: dict[SSAValue, str]
     stats: bool
+    temps: int = 0  # scratch tiles "s0", "s1", ... for the 'seq' steps
 
 
 def constant_value(store, value: SSAValue) -> np.ndarray:
@@ -719,9 +755,10 @@ def uniform_value(store, value: SSAValue) -> float | None:
     return float(f)
 
 
-def natural_form(value: SSAValue, shape: tuple[int, ...]) -> Bcast:
-    """How a `value` broadcast to the region `shape` can be read without expanding it."""
-    s = shape_of(value)
+def natural_form(value: SSAValue, shape: tuple[int, ...], as_shape: tuple[int, ...] | None = None) -> Bcast:
+    """How a `value` (seen with shape `as_shape`, by default its own) broadcast to the region
+    `shape` can be read without expanding it."""
+    s = shape_of(value) if as_shape is None else as_shape
     s = (1,) * (len(shape) - len(s)) + s
     if s == shape:
         return Bcast.TILE
@@ -739,8 +776,13 @@ def plan_region(region: Region, store=None) -> RegionPlan:
     shape = region.shape
     forms: dict[SSAValue, Bcast] = {}
     imms: dict[SSAValue, float] = {}
+    for op in region.ops:  # per-axis operands of 'seq' steps are read reshaped onto their axis
+        if vector_op(op) == "seq":
+            from spaq.passes.vector_expand import expansion
+
+            region.shapes.update(expansion(op).reshape)
     for v in region.inputs:
-        forms[v] = natural_form(v, shape)
+        forms[v] = natural_form(v, shape, region.shapes.get(v))
         u = uniform_value(store, v)
         if u is not None:  # one value: an immediate where the instruction takes one
             imms[v] = u
@@ -763,6 +805,7 @@ def plan_region(region: Region, store=None) -> RegionPlan:
         return Operand(forms[v], v)
 
     steps: list[Step] = []
+    temps = 0  # scratch tiles of 'seq' steps
     for op in region.ops:
         kind = vector_op(op)
         t = op.op_type
@@ -809,6 +852,19 @@ def plan_region(region: Region, store=None) -> RegionPlan:
         elif kind == "softmax":
             need_tile(ops_[0])
             steps.append(Step(op, kind, r, [Operand(Bcast.TILE, ops_[0])]))
+        elif kind == "seq":
+            from spaq.passes.vector_expand import expansion
+
+            ex = expansion(op)
+            for v in ex.tiles:
+                need_tile(v)
+            used = list(dict.fromkeys(a.value for m in ex.micro for a in m.args if hasattr(a, "value")
+                                      and isinstance(a.value, SSAValue)))
+            masks = {m.args[0].value for m in ex.micro if m.mnemonic == "vsel" and hasattr(m.args[0], "value")
+                     and isinstance(m.args[0].value, SSAValue)}
+            steps.append(Step(op, kind, r, [Operand(Bcast.TILE, v) if v in ex.tiles else any_form(v, v not in masks)
+                                            for v in used], expansion=ex))
+            temps = max(temps, ex.temps)
     # operands decided before a later op forced their input to TILE read it as a tile too
     for st in steps:
         for o in st.operands:
@@ -860,7 +916,7 @@ def plan_region(region: Region, store=None) -> RegionPlan:
                 o.form is Bcast.IMM for st in steps for o in st.operands if o.value is v):
             vectors[v] = f"v{len(vectors)}"
     stats = any(st.kind == "layernorm" for st in steps)
-    return RegionPlan(region, steps, forms, imms, slot, count, vectors, stats)
+    return RegionPlan(region, steps, forms, imms, slot, count, vectors, stats, temps)
 
 
 def vector_in_param(plan: RegionPlan, v: SSAValue) -> bool:
@@ -1168,12 +1224,16 @@ def _own_needs(layer: Layer, tiles: dict[str, int], store=None) -> dict[str, tup
         return region_needs(plan_region(layer.region, store), tiles["rows"])
     if layer.kind == "view":
         return {"buf": (Buffer.ACT, layer.odtype.nbytes(tiles["elems"]))} if layer.copy else {}
-    if layer.kind in POOLS:
-        return pool_needs(layer, tiles.get("c", layer.pool["c"]))
+    if layer.kind == "rowwise":
+        from spaq.passes import sparrow_rowwise
+
+        return sparrow_rowwise.needs(layer, store)
     if layer.kind in ("move", "resample", "gathernd"):
         from spaq.passes.sparrow_moves import move_needs
 
         return move_needs(layer, tiles)
+    if layer.kind in POOLS:
+        return pool_needs(layer, tiles.get("c", layer.pool["c"]))
     count = prod(layer.in_type.get_shape()) // layer.batch
     out_count = prod(layer.out_type.get_shape()) // layer.batch
     if layer.kind == "quantize" and "rows" in tiles:  # tiled by rows only when the whole tensor does not fit
@@ -1212,6 +1272,7 @@ def avgpool_counts(layer: Layer) -> np.ndarray:
 def region_needs(plan: RegionPlan, rows: int) -> dict[str, tuple[Buffer, int]]:
     cols = plan.region.cols
     need = {f"t{i}": (Buffer.ACT, 4 * rows * cols) for i in range(plan.tile_slots)}
+    need.update({f"s{i}": (Buffer.ACT, 4 * rows * cols) for i in range(plan.temps)})
     for v, role in plan.vectors.items():
         form = plan.forms[v]
         n = {Bcast.ROW: cols, Bcast.COL: rows, Bcast.SCALAR: 1}[form]

@@ -61,6 +61,11 @@ class DType(enum.IntEnum):
     I32 = 10
     F8E4M3 = 11
     F8E5M2 = 12
+    I16 = 13
+    U16 = 14
+    U32 = 15
+    F8E4M3FNUZ = 16
+    F8E5M2FNUZ = 17
 
     @property
     def bits(self) -> int:
@@ -68,11 +73,12 @@ class DType(enum.IntEnum):
 
     @property
     def is_float(self) -> bool:
-        return self in (DType.F32, DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2)
+        return self in (DType.F32, DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2, DType.F8E4M3FNUZ,
+                        DType.F8E5M2FNUZ)
 
     @property
     def is_signed(self) -> bool:
-        return self in (DType.I8, DType.I4, DType.I2, DType.I32) or self.is_float
+        return self in (DType.I8, DType.I4, DType.I2, DType.I16, DType.I32) or self.is_float
 
     @property
     def int_range(self) -> tuple[int, int]:
@@ -89,7 +95,8 @@ class DType(enum.IntEnum):
 _DTYPE_BITS = {
     DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.I8: 8, DType.U8: 8,
     DType.I4: 4, DType.U4: 4, DType.I2: 2, DType.U2: 2, DType.U1: 1, DType.I32: 32,
-    DType.F8E4M3: 8, DType.F8E5M2: 8,
+    DType.F8E4M3: 8, DType.F8E5M2: 8, DType.I16: 16, DType.U16: 16, DType.U32: 32,
+    DType.F8E4M3FNUZ: 8, DType.F8E5M2FNUZ: 8,
 }
 
 
@@ -126,8 +133,9 @@ class MetaFormat(enum.IntEnum):
 
 
 class BinaryOp(enum.IntEnum):
-    """VBIN operations on float32 values: arithmetic, IEEE 754-2019 maximum / minimum, and
-    comparisons that produce 1.0 (true) / 0.0 (false)."""
+    """VBIN operations on float32 values: arithmetic, IEEE 754-2019 maximum / minimum,
+    comparisons that produce 1.0 (true) / 0.0 (false), the floored (MOD) and truncated (FMOD)
+    remainders and POW. On integer operands and result exact on the integers (docs/isa.md)."""
 
     ADD = 0
     SUB = 1
@@ -141,11 +149,15 @@ class BinaryOp(enum.IntEnum):
     LE = 9
     GT = 10
     GE = 11
+    MOD = 12
+    FMOD = 13
+    POW = 14
 
 
 class UnaryOp(enum.IntEnum):
     """VUN functions: exact ones (COPY, NEG, ABS, RCP, SQRT, RSQRT from correctly rounded
-    float32 operations) and the defined float32 approximations EXP, ERF, TANH, GELU."""
+    float32 operations; FLOOR, CEIL, ROUND (half to even), TRUNC, SIGN), the defined float32
+    approximations EXP, ERF, TANH, GELU, and LOG, SIN, COS (the float32 nearest the value)."""
 
     COPY = 0
     NEG = 1
@@ -157,16 +169,30 @@ class UnaryOp(enum.IntEnum):
     ERF = 7
     TANH = 8
     GELU = 9
+    LOG = 10
+    FLOOR = 11
+    CEIL = 12
+    ROUND = 13
+    TRUNC = 14
+    SIGN = 15
+    SIN = 16
+    COS = 17
 
 
 class ReduceOp(enum.IntEnum):
-    """VRED reductions along one tile axis: tree sum, sum of squares, IEEE max / min, max |x|."""
+    """VRED reductions along one tile axis: tree sum, sum of squares, IEEE max / min, max |x|,
+    tree product, and the position of the first (or last) maximum / minimum."""
 
     SUM = 0
     SUMSQ = 1
     MAX = 2
     MIN = 3
     MAXABS = 4
+    PROD = 5
+    ARGMAX = 6
+    ARGMIN = 7
+    ARGMAX_LAST = 8
+    ARGMIN_LAST = 9
 
 
 class Bcast(enum.IntEnum):
@@ -373,12 +399,12 @@ _VECTOR_INSTRUCTIONS = (
     ),
     InstructionSpec(
         "vred", 0x32,
-        (_f("op", 3, ReduceOp), _f("axis", 1, doc="1: along each row -> [rows, 1]; 0: along each column -> [1, cols]; "
+        (_f("op", 4, ReduceOp), _f("axis", 1, doc="1: along each row -> [rows, 1]; 0: along each column -> [1, cols]; "
                                     "optional, default 1", default=1),
          *_vsrc("", "operand"),
          _imm("float32 bits of the output scale a: y = a * r; optional, default 1.0", _F32_ONE),
          *_VOUT, *_VSHAPE),
-        "reduction along a tile axis: sum, sum of squares, max, min, max |x|",
+        "reduction along a tile axis: sum, sum of squares, max, min, max |x|, product, argmax, argmin",
     ),
     InstructionSpec(
         "vsel", 0x33,
@@ -662,5 +688,6 @@ def decode_program(blob: bytes) -> list[Instruction]:
 NUMPY_DTYPE = {
     DType.F32: np.dtype(np.float32), DType.I8: np.dtype(np.int8), DType.U8: np.dtype(np.uint8),
     DType.I32: np.dtype(np.int32), DType.F16: np.dtype(np.float16),
+    DType.I16: np.dtype(np.int16), DType.U16: np.dtype(np.uint16), DType.U32: np.dtype(np.uint32),
 }
 """numpy types of the byte-aligned element types (sub-byte and bf16/fp8 go through packing.py)."""

@@ -37,17 +37,20 @@ STORAGE_DTYPE: dict[DType, np.dtype] = {
     DType.BF16: np.dtype(ml_dtypes.bfloat16),
     DType.F8E4M3: np.dtype(ml_dtypes.float8_e4m3fn),
     DType.F8E5M2: np.dtype(ml_dtypes.float8_e5m2),
+    DType.F8E4M3FNUZ: np.dtype(ml_dtypes.float8_e4m3fnuz),
+    DType.F8E5M2FNUZ: np.dtype(ml_dtypes.float8_e5m2fnuz),
 }
 """numpy storage type of each byte-aligned DType (little-endian)."""
 
 
 def value_dtype(dtype: DType) -> np.dtype:
     """The numpy type arrays of `dtype` are computed in: float32 for every float type,
-    int32 for i32, int8 for the other signed types, uint8 for the unsigned ones."""
+    int16 / uint16 / int32 / uint32 for i16 / u16 / i32 / u32, int8 for the other signed
+    types, uint8 for the unsigned ones."""
     if dtype.is_float:
         return np.dtype(np.float32)
-    if dtype is DType.I32:
-        return np.dtype(np.int32)
+    if dtype.bits > 8:  # i16 u16 i32 u32: their own numpy types
+        return NUMPY_DTYPE[dtype]
     return np.dtype(np.int8 if dtype.is_signed else np.uint8)
 
 

@@ -36,8 +36,8 @@ from spaq.backends.sparrow.cost import (
 )
 from spaq.backends.sparrow.image import MemoryImage
 from spaq.backends.sparrow.isa import (
-    WORD_BYTES, Buffer, DType, EncodingError, EpilogueMode, Instruction, MetaFormat, WeightFormat, decode, encode,
-    epilogue_params,
+    WORD_BYTES, Bcast, BinaryOp, Buffer, DType, EncodingError, EpilogueMode, Instruction, MetaFormat, WeightFormat,
+    decode, encode, epilogue_params,
 )
 from spaq.backends.sparrow.packing import (
     bitmask_decompress, block_decompress, block_grid, block_index_bytes, codebook_size, csr_decompress,
@@ -616,7 +616,28 @@ class Machine:
             return out, put
         return None, lambda y: raw.__setitem__(Ellipsis, to_bytes(vector.convert(y, dtype), dtype))
 
+    def _vint(self, buf: Buffer, addr: int, rows: int, cols: int, dtype: DType) -> np.ndarray:
+        """An integer-mode operand: its values as int64."""
+        return vector.to_i64(self._read(buf, addr, rows, cols, dtype))
+
+    def _vsecond_int(self, ins: Instruction, bcast, dtype: DType, buf: Buffer, addr: int) -> np.ndarray:
+        shape = vector.operand_shape(bcast, ins.rows, ins.cols, ins.group)
+        if shape is None:
+            return vector.imm_int(ins.imm)
+        return vector.expand(self._vint(buf, addr, *shape, dtype), bcast, ins.cols, ins.group)
+
+    def _int_types(self, ins: Instruction, *pairs) -> list[DType]:
+        """The types of the operands an instruction reads from tiles ((dtype, bcast) pairs)."""
+        return [d for d, bc in pairs if bc is not Bcast.IMM]
+
     def vbin(self, ins: Instruction) -> Step | None:
+        if vector.int_mode(ins.op, self._int_types(ins, (ins.dtype, Bcast.TILE), (ins.dtype1, ins.bcast)), ins.odtype):
+            dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+            a = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+            b = self._vsecond_int(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+            self._put(dst, vector.saturate(vector.int_binary(ins.op, a, b), ins.odtype), ins.odtype)
+            self._add(vector_elements=vector.BINARY_PASSES[ins.op] * a.size)
+            return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
         a = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
         b = self._vbroadcast(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
@@ -625,6 +646,12 @@ class Machine:
         return lambda: put(vector.binary(op, a(), b(), out=out))
 
     def vun(self, ins: Instruction) -> Step | None:
+        if ins.imm == vector.ONE and vector.int_mode(ins.op, [ins.dtype], ins.odtype):
+            dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+            x = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+            self._put(dst, vector.saturate(vector.int_unary(ins.op, x), ins.odtype), ins.odtype)
+            self._add(vector_elements=vector.UNARY_PASSES[ins.op] * x.size)
+            return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
         x = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
         self._add(vector_elements=vector.UNARY_PASSES[ins.op] * ins.rows * ins.cols)
@@ -640,6 +667,16 @@ class Machine:
         return lambda: put(vector.reduce(op, x(), axis, scale))
 
     def vsel(self, ins: Instruction) -> Step | None:
+        if vector.int_mode(BinaryOp.MAX, self._int_types(ins, (ins.dtype, Bcast.TILE), (ins.dtype1, ins.bcast)),
+                           ins.odtype):  # integer mode: the selected values exactly
+            dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
+            mask = self._vsecond(ins, ins.mbcast, ins.mdtype, ins.mbuf, ins.mask)
+            a = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
+            b = self._vsecond_int(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
+            y = np.where(np.not_equal(mask, 0), a, b)
+            self._put(dst, vector.saturate(np.broadcast_to(y, a.shape), ins.odtype), ins.odtype)
+            self._add(vector_elements=vector.SELECT_PASSES * a.size)
+            return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
         mask = self._vbroadcast(ins, ins.mbcast, ins.mdtype, ins.mbuf, ins.mask)
         a = self._voperand(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)

@@ -105,10 +105,13 @@ ONE = imm(1.0)  # 0x3f800000, the default `imm` of VUN (input scale) and VRED (o
 
 # -- lane passes (the cost model's per-element multiplier, docs/isa.md) ---------------------
 
-BINARY_PASSES = {op: 2 if op is BinaryOp.DIV else 1 for op in BinaryOp}
+BINARY_PASSES = {op: {BinaryOp.DIV: 2, BinaryOp.MOD: 3, BinaryOp.FMOD: 3, BinaryOp.POW: 8}.get(op, 1)
+                 for op in BinaryOp}
 UNARY_PASSES = {
     UnaryOp.COPY: 1, UnaryOp.NEG: 1, UnaryOp.ABS: 1, UnaryOp.RCP: 2, UnaryOp.SQRT: 2,
     UnaryOp.RSQRT: 2, UnaryOp.EXP: 4, UnaryOp.ERF: 4, UnaryOp.TANH: 4, UnaryOp.GELU: 5,
+    UnaryOp.LOG: 4, UnaryOp.FLOOR: 1, UnaryOp.CEIL: 1, UnaryOp.ROUND: 1, UnaryOp.TRUNC: 1,
+    UnaryOp.SIGN: 1, UnaryOp.SIN: 4, UnaryOp.COS: 4,
 }
 REDUCE_PASSES = {op: 1 for op in ReduceOp}
 SELECT_PASSES = 1
@@ -221,6 +224,8 @@ def binary(op: BinaryOp, a: np.ndarray, b, out: np.ndarray | None = None) -> np.
     op = BinaryOp(op)
     if op in _ARITH:
         return _ARITH[op](a, b, out=out, dtype=np.float32)
+    if op in _MORE_BINARY:
+        return _finish(_MORE_BINARY[op](a, b), out)
     if op is BinaryOp.MAX:
         return _finish(maximum(a, b), out)
     if op is BinaryOp.MIN:
@@ -341,7 +346,55 @@ def _copy(x, out=None):
     return np.array(x, np.float32) if out is None else _finish(x, out)
 
 
+def _float64_rounded(fn):
+    """f computed in float64 and rounded once to float32: the float32 nearest f(x) (LOG, SIN,
+    COS, POW; a second rounding can differ from the correctly rounded result only when f(x)
+    lies within 2^-29 relative of a float32 midpoint)."""
+
+    def run(*args, out=None):
+        y = fn(*(np.asarray(a, np.float64) for a in args)).astype(np.float32)
+        return _finish(y, out)
+
+    return _ieee(run)
+
+
+log = _float64_rounded(np.log)
+sin = _float64_rounded(np.sin)
+cos = _float64_rounded(np.cos)
+power = _float64_rounded(np.power)
+
+
+@_ieee
+def mod(a, b) -> np.ndarray:
+    """Floored remainder a - floor(a / b) * b with the sign of b (Python's %, ONNX Mod with
+    fmod=0): r = fmod(a, b) (exact), plus b where r != 0 and its sign differs from b's.
+    x mod 0 is NaN."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    r = np.fmod(a, b)
+    fix = (r != 0) & (np.signbit(r) != np.signbit(b))
+    return np.where(fix, r + b, r).astype(np.float32)
+
+
+_MORE_BINARY = {
+    BinaryOp.MOD: mod,
+    BinaryOp.FMOD: lambda a, b: np.fmod(a, b, dtype=np.float32),
+    BinaryOp.POW: lambda a, b: power(a, b),
+}
+
+
+def _sign(x, out=None):
+    return np.sign(x, out=out)
+
+
 _UNARY = {
+    UnaryOp.LOG: log,
+    UnaryOp.SIN: sin,
+    UnaryOp.COS: cos,
+    UnaryOp.FLOOR: lambda x, out=None: np.floor(x, out=out),
+    UnaryOp.CEIL: lambda x, out=None: np.ceil(x, out=out),
+    UnaryOp.ROUND: lambda x, out=None: np.rint(x, out=out),
+    UnaryOp.TRUNC: lambda x, out=None: np.trunc(x, out=out),
+    UnaryOp.SIGN: _sign,
     UnaryOp.COPY: _copy,
     UnaryOp.NEG: lambda x, out=None: np.negative(x, out=out),
     UnaryOp.ABS: lambda x, out=None: np.abs(x, out=out),
@@ -384,16 +437,22 @@ def _tree(x: np.ndarray, axis: int, fold, tag: str) -> np.ndarray:
             h //= 2
             fold(acc[:h], acc[h : 2 * h], out=acc[:h])
         return acc[:1].copy()
-    acc = _work(tag, (v.shape[0], h))
+    rows = v.shape[0]
+    if v.size <= 1 << 16:  # a small tile: transposed whole (by row blocks, cache-friendly), then rows fold
+        t = _work(tag + ".t", (n, rows))
+        for r in range(0, rows, 64):
+            np.copyto(t[:, r : r + 64], v[r : r + 64].T)
+        return _tree(t, 0, fold, tag + ".u").T
+    acc = _work(tag, (rows, h))
     fold(v[:, : n - h], v[:, h:], out=acc[:, : n - h])
     np.copyto(acc[:, n - h :], v[:, n - h : h])
-    while h > 64:
+    while h > 32:  # numpy runs a narrow strided operation row by row: ~10 ns a row
         h //= 2
         fold(acc[:, :h], acc[:, h : 2 * h], out=acc[:, :h])
     # the last levels on the transpose, so each operation runs along all rows at once
     if h == 1:
         return acc[:, :1].copy()
-    t = _work(tag + ".t", (h, v.shape[0]))
+    t = _work(tag + ".t", (h, rows))
     np.copyto(t, acc[:, :h].T)
     return _tree(t, 0, fold, tag + ".u").T
 
@@ -435,7 +494,11 @@ def reduce(op: ReduceOp, x: np.ndarray, axis: int = 1, scale=_ONE) -> np.ndarray
     MAX / MIN (IEEE maximum / minimum), MAXABS (maximum of |x|)."""
     op = ReduceOp(op)
     x = np.asarray(x, np.float32)
-    if op is ReduceOp.SUM:
+    if op in _ARG:
+        return arg_extreme(x, axis, op) * np.float32(scale)
+    if op is ReduceOp.PROD:
+        r = _tree(x, axis, _product, "prod")
+    elif op is ReduceOp.SUM:
         r = tree_sum(x, axis)
     elif op is ReduceOp.SUMSQ:
         r = tree_sum(np.multiply(x, x, out=_work("sumsq", x.shape)), axis)
@@ -444,6 +507,113 @@ def reduce(op: ReduceOp, x: np.ndarray, axis: int = 1, scale=_ONE) -> np.ndarray
     else:
         r = _extreme(x, axis, op is ReduceOp.MAX)
     return r * np.float32(scale)
+
+
+def _product(a, b, out=None):
+    """The combining step of PROD's tree (`tree_sum`'s tree, float32 products; a value whose
+    partner is padding passes through unchanged)."""
+    return np.multiply(a, b, out=out)
+
+
+_ARG = (ReduceOp.ARGMAX, ReduceOp.ARGMIN, ReduceOp.ARGMAX_LAST, ReduceOp.ARGMIN_LAST)
+
+
+@_ieee
+def arg_extreme(x: np.ndarray, axis: int, op: ReduceOp) -> np.ndarray:
+    """The position (0-based, as a float32) along `axis` of the first (ARGMAX / ARGMIN) or last
+    (ARGMAX_LAST / ARGMIN_LAST) element equal to the maximum / minimum; a NaN counts as
+    larger and smaller than every number (the position of the first / last NaN)."""
+    x = np.asarray(x, np.float32)
+    is_max = op in (ReduceOp.ARGMAX, ReduceOp.ARGMAX_LAST)
+    last = op in (ReduceOp.ARGMAX_LAST, ReduceOp.ARGMIN_LAST)
+    v = np.flip(x, axis) if last else x
+    i = (np.argmax if is_max else np.argmin)(v, axis=axis)
+    nan = np.isnan(v)
+    if nan.any():
+        i = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), i)
+    if last:
+        i = x.shape[axis] - 1 - i
+    return np.expand_dims(i, axis).astype(np.float32)
+
+
+# -- integer mode ---------------------------------------------------------------------------
+#
+# VBIN, VUN and VSEL whose operands (every one read from a tile) and result are all integer
+# types compute on the integers exactly, not through float32: the operations below in int64,
+# the result saturated to the result type's range. Other operations on integers go through
+# float32 as usual.
+
+INT_BINARY = (BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL, BinaryOp.DIV, BinaryOp.MAX, BinaryOp.MIN,
+              BinaryOp.EQ, BinaryOp.NE, BinaryOp.LT, BinaryOp.LE, BinaryOp.GT, BinaryOp.GE,
+              BinaryOp.MOD, BinaryOp.FMOD)
+INT_UNARY = (UnaryOp.COPY, UnaryOp.NEG, UnaryOp.ABS, UnaryOp.SIGN, UnaryOp.FLOOR, UnaryOp.CEIL,
+             UnaryOp.ROUND, UnaryOp.TRUNC)
+
+
+def int_mode(op, dtypes: list[DType], odtype: DType) -> bool:
+    """Whether an instruction computes in integer mode: its op has one and every type is an
+    integer type."""
+    return op in (INT_BINARY if isinstance(op, BinaryOp) else INT_UNARY) and \
+        not odtype.is_float and not any(d.is_float for d in dtypes)
+
+
+def to_i64(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).astype(np.int64)
+
+
+def imm_int(bits: int) -> np.int64:
+    """An immediate in integer mode: the float32's value truncated to an integer."""
+    return np.int64(np.trunc(imm_value(bits)))
+
+
+def int_binary(op: BinaryOp, a: np.ndarray, b) -> np.ndarray:
+    """a op b on int64 values (exact for operands of at most 32 bits): ADD SUB MUL, DIV truncated toward zero,
+    MOD floored (sign of b), FMOD truncated (sign of a) — x / 0 and x mod 0 are 0 — MAX MIN,
+    and comparisons (1 / 0)."""
+    op = BinaryOp(op)
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    with np.errstate(all="ignore"):
+        if op is BinaryOp.ADD:
+            return a + b
+        if op is BinaryOp.SUB:
+            return a - b
+        if op is BinaryOp.MUL:
+            return a * b
+        if op is BinaryOp.MAX:
+            return np.maximum(a, b)
+        if op is BinaryOp.MIN:
+            return np.minimum(a, b)
+        if op in _COMPARE:
+            return _COMPARE[op](a, b).astype(np.int64)
+        zero = b == 0
+        safe = np.where(zero, 1, b)
+        if op is BinaryOp.DIV:
+            q = np.abs(a) // np.abs(safe) * np.sign(a) * np.sign(safe)
+        elif op is BinaryOp.MOD:
+            q = np.mod(a, safe)
+        else:
+            q = np.fmod(a, safe)
+        return np.where(zero, 0, q)
+
+
+def int_unary(op: UnaryOp, x: np.ndarray) -> np.ndarray:
+    """COPY, NEG, ABS, SIGN on int64 values; FLOOR CEIL ROUND TRUNC leave integers unchanged."""
+    op = UnaryOp(op)
+    x = np.asarray(x, np.int64)
+    if op is UnaryOp.NEG:
+        return -x
+    if op is UnaryOp.ABS:
+        return np.abs(x)
+    if op is UnaryOp.SIGN:
+        return np.sign(x)
+    return x.copy()
+
+
+def saturate(y: np.ndarray, dtype: DType) -> np.ndarray:
+    """int64 values in an integer `dtype`, saturated to its range (as every conversion to an
+    integer type)."""
+    lo, hi = dtype.int_range
+    return np.clip(np.asarray(y, np.int64), lo, hi).astype(value_dtype(dtype))
 
 
 @_ieee

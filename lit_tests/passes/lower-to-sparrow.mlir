@@ -163,10 +163,10 @@ func.func @main(%x: tensor<1x1x4x4xf32> {onnx.name = "input"}) -> (tensor<1x2x2x
 
 // -----
 
-// ERR-OP: spaq-opt: error: 'onnx.Sin' (layer 'sin1') cannot run on Sparrow yet
-func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x8xf32> {onnx.name = "out"}) {
-  %y = onnx.Sin(%x) {onnx.node = "sin1"} : (tensor<1x8xf32>) -> tensor<1x8xf32>
-  func.return %y : tensor<1x8xf32>
+// ERR-OP: spaq-opt: error: 'onnx.LRN' (layer 'lrn1') cannot run on Sparrow yet
+func.func @main(%x: tensor<1x8x1x1xf32> {onnx.name = "input"}) -> (tensor<1x8x1x1xf32> {onnx.name = "out"}) {
+  %y = onnx.LRN(%x) {size = 3 : i64, onnx.node = "lrn1"} : (tensor<1x8x1x1xf32>) -> tensor<1x8x1x1xf32>
+  func.return %y : tensor<1x8x1x1xf32>
 }
 
 // -----

@@ -609,7 +609,7 @@ def _word(mnemonic, **overrides):
     return word.to_bytes(32, "little")
 
 
-@pytest.mark.parametrize("mnemonic, code", [("vbin", 12), ("vun", 31), ("vred", 7)])
+@pytest.mark.parametrize("mnemonic, code", [("vbin", 31), ("vun", 31), ("vred", 15)])
 def test_bad_op_code_is_a_simulation_error(mnemonic, code):
     blob = _word(mnemonic, op=code) + encode(parse_instruction("halt"))
     with pytest.raises(SimulationError, match=rf"instruction 0 \(\?\): {mnemonic}: bad op code {code}"):
