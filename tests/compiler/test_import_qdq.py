@@ -198,3 +198,29 @@ def test_bias_not_in_the_accumulator_scale_is_rescaled(tmp_path, bias):
     # onnxruntime rounds the output to s_y, spaq dequantizes the accumulator; the rescaled
     # bias is within half an accumulator step of the model's
     assert np.abs(got - want).max() <= s_y / 2 + s_x * s_w
+
+
+CNN = Path(__file__).parents[2] / "examples" / "cnn"
+
+
+@pytest.mark.parametrize("model, convs", [("resnet_basic.onnx", 3), ("mobilenet_ir.onnx", 5), ("inception_a.onnx", 7)])
+def test_quantized_cnn_blocks_match_onnxruntime(tmp_path, model, convs):
+    """The CNN blocks (residual Add, depthwise convs and squeeze-excite, Inception's
+    concatenated branches) quantized by onnxruntime: every conv becomes quant.conv; the
+    Q / DQ pairs around the float ops between (Add, Mul, Concat, pools) stay, and the
+    evaluator agrees with onnxruntime to within one step of the output's scale."""
+    src = onnx.load(CNN / model)
+    shape = [d.dim_value for d in src.graph.input[0].type.tensor_type.shape.dim]
+    path = tmp_path / "qdq.onnx"
+    quantize_static(str(CNN / model), str(path), RandomCalibration(shape, 8), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    c = compile_model(path, "edge", stop_before="onnx-canonicalize")
+    ir = str(c.module)
+    assert ir.count("quant.conv ") == convs and "onnx.Conv(" not in ir
+    x = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    got = evaluate(c.module, c.ctx, {"input": x})["output"]
+    s_out = float(numpy_helper.to_array(next(i for i in onnx.load(path).graph.initializer if i.name == "output_scale")))
+    diff = np.abs(got - want) / s_out  # in steps of the output's grid (both outputs are on it)
+    assert diff.max() <= 1.001 and diff.mean() <= 0.25
