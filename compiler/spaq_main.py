@@ -185,8 +185,9 @@ def parser() -> argparse.ArgumentParser:
                    help="fraction of weights (blocks) block and unstructured pruning keeps (default 0.5)")
     c.add_argument("--precision", default="fp32",
                    help="fp32 (default), fp16, bf16, fp8-e4m3, fp8-e5m2, int8, int4, int2, ternary, binary, "
-                        "codebook[-K] (these with static int8 activations: need --calibration) or int8-dynamic "
-                        "(per-token activations)")
+                        "codebook[-K] (these with static int8 activations: need --calibration; a suffix -a4 / -a2, "
+                        "e.g. int4-a4, makes Gemm layers' activations 4 / 2-bit) or int8-dynamic (per-token "
+                        "activations)")
     c.add_argument("--askip", default="none", help="relu: skip zero activations in layers fed by a ReLU "
                                                    "(where the target detects them); none (default)")
     c.add_argument("--calibration", help=".npz of sample inputs for int8 calibration")

@@ -11,8 +11,10 @@ Options:
 - `precision`: fp32 | fp16 | bf16 | fp8-e4m3 | fp8-e5m2 (weights and activations rounded to
   the type) | int8 | int4 | int2 (symmetric per-channel weights) | ternary | binary (one
   per-tensor scale, BitNet style) | codebook[-K] (K = 2, 4, 16 (default) or 256 shared
-  int8 values, per-channel scales) — all with static int8 activations — | int8-dynamic
-  (per-token int8 activations, for transformers);
+  int8 values, per-channel scales) — all with static int8 activations; a suffix -a4 / -a2
+  (int4-a4, int2-a2, ternary-a4, ...) makes Gemm layers' activations 4 / 2-bit (the i4 / i2
+  GEMM modes; convolutions keep int8, their NCHW <-> HWC transfers need whole bytes) — |
+  int8-dynamic (per-token int8 activations, for transformers);
 - `sparsity`: none | N:M | block-RxC | unstructured-bitmask | unstructured-csr;
 - `density`: the fraction of weights (blocks) block and unstructured pruning keeps
   (default 0.5);
@@ -79,13 +81,20 @@ class ChooseCompressionPass(ModulePass):
 
     def decision(self) -> Decision:
         spec = parse_sparsity(self.sparsity)
-        precision = "codebook-16" if self.precision == "codebook" else self.precision
+        precision, _, abits = self.precision.partition("-a") if "-a" in self.precision else (self.precision, "", "")
+        precision = "codebook-16" if precision == "codebook" else precision
+        if abits and (abits not in ("8", "4", "2") or not isinstance(PRECISIONS.get(precision, (None,))[0], QuantType)
+                      or precision == "int8-dynamic"):
+            raise SpaqError(f"precision '{self.precision}': the activation suffix is -a8, -a4 or -a2 after an "
+                            f"integer weight precision (e.g. int4-a4)")
         if precision not in PRECISIONS:
             names = [p for p in PRECISIONS if not p.startswith("codebook-")] + ["codebook[-2|-4|-16|-256]"]
             raise SpaqError(f"precision '{self.precision}' is not one of {', '.join(names)}")
         if self.askip not in ("none", "relu"):
             raise SpaqError(f"askip '{self.askip}' is not one of none, relu")
         weights, activations = PRECISIONS[precision]
+        if abits:
+            activations = QuantType(int(abits))
         sparsity, density = None, None
         if spec is not None:
             kind, args = spec
@@ -106,6 +115,9 @@ class ChooseCompressionPass(ModulePass):
             if decision_of(layer) is None and layer_name(layer) not in skip:
                 chosen = decision if _whole_groups(layer, decision.sparsity) else \
                     replace(decision, sparsity=None, density=None)
+                if layer.op_type == "Conv" and isinstance(chosen.activations, QuantType) \
+                        and chosen.activations.storage_bits < 8:
+                    chosen = replace(chosen, activations=_A8)  # sub-byte activations: Gemm layers only
                 if self.askip == "relu" and _relu_input(layer):
                     chosen = replace(chosen, askip=True)
                 if chosen != Decision():

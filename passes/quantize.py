@@ -3,8 +3,9 @@ activations (or per-token dynamic ones), float layers in f16 / bf16 / fp8.
 
 Calibration runs the reference evaluator on sample inputs and records max|x| of every
 tensor. Then, per quantized layer:
-- its input is quantized per tensor, symmetric: s_x = max|x| / 127 (an input that is
-  already quantized, e.g. the previous layer's output, is used as it is);
+- its input is quantized per tensor, symmetric, to its activation type (si8, or si4 / si2
+  for W·A4 / W·A2): s_x = max|x| / qmax (127, 7, 1) (an input that is already quantized,
+  e.g. the previous layer's output, is used as it is);
 - its weight is quantized as its type says (the sparse encoding stays in the type):
   int8 / int4 per output channel, s_w[c] = max|W[c]| / (2^(b−1) − 1); int2 per channel
   over all four levels, s_w[c] = max|W[c]| / 2, q in [−2, 1]; ternary (BitNet b1.58)
@@ -17,8 +18,8 @@ tensor. Then, per quantized layer:
   store the weight as s_w · q (`<name>.<format>`), so quant.quantize recomputes q exactly;
 - the bias becomes int32 in the accumulator's scale s_x·s_w;
 - the integer layer (`quant.conv` / `quant.gemm`) accumulates in i32;
-- the accumulator is requantized to int8 (s_y = max|y| / 127, taken after a directly
-  following Relu) when every consumer can take int8 — quantized layers and the
+- the accumulator is requantized (s_y = max|y| / qmax, taken after a directly following
+  Relu) to the one activation type all its consumers take — quantized layers, through the
   scale-preserving Relu / MaxPool / Flatten / Reshape — and dequantized to f32 otherwise.
 
 A float layer (weights and activations f16, bf16, f8E4M3FN or f8E5M2) gets its weight
@@ -63,7 +64,9 @@ from spaq.passes.compression import decision_of, is_compressible_layer, layer_na
 from spaq.passes.onnx_canonicalize import constant_of, has_input, new_initializer, weight_name
 
 SCALE_PRESERVING = ("Relu", "MaxPool", "Flatten", "Reshape")
-INT8_ACTIVATIONS = (QuantType(8), QuantType(8, granularity="per_token"))
+ACTIVATIONS = (QuantType(8), QuantType(4), QuantType(2), QuantType(8, granularity="per_token"))
+"""Activation types integer layers take: static symmetric per tensor (8, 4 or 2 bits), or
+dynamic per-token int8."""
 QMAX = 127
 
 
@@ -107,8 +110,9 @@ def calibrate(module: ModuleOp, ctx: Context, samples: list[dict[str, np.ndarray
     return ranges
 
 
-def _scale(max_abs: float) -> float:
-    return max_abs / QMAX if max_abs > 0 else 1.0
+def _scale(max_abs: float, qt: QuantType = QuantType(8)) -> float:
+    """Symmetric scale mapping max|x| to the type's ±qmax (si8: 127, si4: 7, si2: 1)."""
+    return max_abs / qt.symmetric_qmax if max_abs > 0 else 1.0
 
 
 class _Quantizer:
@@ -126,13 +130,15 @@ class _Quantizer:
     def _insert(self, ops: list[Operation], anchor: Operation) -> None:
         Rewriter.insert_op(ops, InsertPoint.before(anchor))
 
-    def int8_input(self, value: SSAValue, anchor: Operation) -> tuple[SSAValue, float]:
+    def int8_input(self, value: SSAValue, anchor: Operation, qt: QuantType = QuantType(8)) -> tuple[SSAValue, float]:
+        """The layer input quantized to `qt` (already quantized inputs are used as they are:
+        their producer chose `qt`, `consumer_type`)."""
         if value in self.scales:
             return value, self.scales[value]
-        s = _scale(self._range(value))
+        s = _scale(self._range(value), qt)
         t = value.type
         assert isinstance(t, TensorType)
-        q = quant.QuantizeOp(value, with_element_type(t, QuantType(8)), [s])
+        q = quant.QuantizeOp(value, with_element_type(t, qt), [s])
         q.output.name_hint = f"{value.name_hint or 'x'}.q"
         self._insert([q], anchor)
         return q.output, s
@@ -216,7 +222,7 @@ class _Quantizer:
     def quantize_layer(self, layer: OnnxOp) -> None:
         if decision_of(layer).activations.is_per_token:
             return self.quantize_layer_per_token(layer)
-        x, s_x = self.int8_input(layer.operands[0], layer)
+        x, s_x = self.int8_input(layer.operands[0], layer, decision_of(layer).activations)
         w, s_w = self.weight(layer.operands[1], layer, decision_of(layer).weights)
         acc_scale = (np.float64(s_x) * s_w.astype(np.float64))
         new: list[Operation] = []
@@ -246,9 +252,12 @@ class _Quantizer:
         users = [u.operation for u in observed.uses]
         if len(users) == 1 and isinstance(users[0], OnnxOp) and users[0].op_type == "Relu":
             observed = users[0].results[0]
-        if self.consumers_take_int8(layer.results[0]):
-            s_y = _scale(self._range(observed))
-            epilogue = quant.RequantizeOp(compute.output, with_element_type(out_t, QuantType(8)),
+        out_q = self.consumer_type(layer.results[0])
+        if out_q is not None and layer.op_type == "Conv" and out_q.storage_bits < 8:
+            out_q = None  # a conv stores HWC -> NCHW by strides: whole bytes only (the consumer quantizes)
+        if out_q is not None:
+            s_y = _scale(self._range(observed), out_q)
+            epilogue = quant.RequantizeOp(compute.output, with_element_type(out_t, out_q),
                                           (acc_scale / s_y).tolist(), axis=1)
             self.scales[epilogue.output] = s_y
         else:
@@ -258,16 +267,23 @@ class _Quantizer:
         new.append(epilogue)
         Rewriter.replace_op(layer, new, [epilogue.results[0]])
 
-    def consumers_take_int8(self, value: SSAValue) -> bool:
-        for use in value.uses:
-            op = use.operation
-            if _is_quantized_layer(op) and use.index == 0 and not decision_of(op).activations.is_per_token:
-                continue
-            if isinstance(op, OnnxOp) and op.op_type in SCALE_PRESERVING and use.index == 0:
-                if self.consumers_take_int8(op.results[0]):
+    def consumer_type(self, value: SSAValue) -> QuantType | None:
+        """The one static activation type that every consumer of `value` takes — quantized
+        layers, through the scale-preserving Relu / MaxPool / Flatten / Reshape — or None."""
+        types: set[QuantType] = set()
+
+        def takes(v: SSAValue) -> bool:
+            for use in v.uses:
+                op = use.operation
+                if _is_quantized_layer(op) and use.index == 0 and not decision_of(op).activations.is_per_token:
+                    types.add(decision_of(op).activations)
                     continue
-            return False
-        return bool(value.uses)
+                if isinstance(op, OnnxOp) and op.op_type in SCALE_PRESERVING and use.index == 0 and takes(op.results[0]):
+                    continue
+                return False
+            return bool(v.uses)
+
+        return types.pop() if takes(value) and len(types) == 1 else None
 
     def propagate(self, op: OnnxOp) -> None:
         """A scale-preserving op on an int8 input computes in int8 with the same scale."""
@@ -385,9 +401,10 @@ class QuantizePass(ModulePass):
             d = decision_of(layer)
             w = d.weights
             if not (w.is_per_tensor or (w.is_per_channel and w.axis == 0)) or not w.symmetric or not w.signed \
-                    or d.activations not in INT8_ACTIVATIONS:
+                    or d.activations not in ACTIVATIONS:
                 raise SpaqError(f"layer '{layer_name(layer)}': integer layers take symmetric signed weights per "
-                                f"tensor or per output channel with int8 per-tensor or per-token activations, "
+                                f"tensor or per output channel with int8 / int4 / int2 per-tensor or int8 per-token "
+                                f"activations, "
                                 f"got {d.weights} / {d.activations}")
         for layer in floats:
             d = decision_of(layer)

@@ -17,6 +17,8 @@
 // RUN: spaq-opt %s -p 'choose-compression{precision=codebook-4 sparsity=unstructured-bitmask},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=CODEBOOK
 // RUN: spaq-opt %s -p 'choose-compression{precision=codebook-16},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=CB16
 // RUN: spaq-opt %s -p 'choose-compression{precision=int8 askip=relu},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=ASKIP
+// RUN: spaq-opt %s -p 'choose-compression{precision=int4-a4},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=A4
+// RUN: spaq-opt %s -p 'choose-compression{precision=int2-a2 sparsity="2:4"},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=datacenter},allocate-scratchpad{target=datacenter},lower-to-sparrow{target=datacenter}' | filecheck %s --check-prefix=A2
 // RUN: not spaq-opt %s -p 'choose-compression{precision=fp8-e4m3},quantize,tile-layers{target=edge}' 2>&1 | filecheck %s --check-prefix=ERR-F8
 // RUN: not spaq-opt %s -p 'choose-compression{precision=int8 sparsity=unstructured-csr},prune-magnitude,quantize{calibration="%inputs/calib_1x8.npz"},tile-layers{target=edge}' 2>&1 | filecheck %s --check-prefix=ERR-CSR
 // RUN: spaq compile %examples/digits/digits_cnn.onnx --shape input=1x1x8x8 --target datacenter --precision ternary --sparsity block-4x4 --density 0.5 --askip relu --calibration %examples/digits/digits_calib.npz -o %t && filecheck %s --check-prefix=CLI < %t/program.s
@@ -62,6 +64,17 @@
 // INT2:     sparrow.segment "fc2.wgt.n0k0" kind=values dtype=i2 addr={{[0-9]+}} shape=[1, 32]
 // INT2:     sparrow.segment "fc2.meta.n0k0" kind=metadata dtype=u1 addr={{[0-9]+}} shape=[8, 8]
 // INT2:     sparrow.usgemm adtype=i8 wdtype=i2 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 fmt=bitmask meta=0 nnz=32 {layer = "fc2"}
+
+// A -a4 / -a2 precision makes the Gemm layers' activations 4 / 2-bit: the input is quantized
+// to i4 (QUANT), fc1 requantizes to what fc2 takes, and both run in the i4 / i2 mode.
+// A4:       sparrow.quant odtype=i4
+// A4:       sparrow.gemm adtype=i4 wdtype=i4 {{.*}} {layer = "fc1"}
+// A4:       sparrow.epilogue mode=requant odtype=i4 {{.*}} {layer = "fc1"}
+// A4:       sparrow.gemm adtype=i4 wdtype=i4 {{.*}} {layer = "fc2"}
+// A2:       sparrow.segment "fc2.meta" kind=metadata dtype=u2
+// A2:       sparrow.quant odtype=i2
+// A2:       sparrow.spgemm adtype=i2 wdtype=i2 {{.*}} nm_n=2 nm_m=4 {layer = "fc1"}
+// A2:       sparrow.spgemm adtype=i2 wdtype=i2 {{.*}} nm_n=2 nm_m=4 {layer = "fc2"}
 
 // Ternary and binary weights (one per-tensor scale, applied by the epilogue) add and
 // subtract; codebook weights are indices (u2 for 4 entries, u4 for 16) into an i8 table in

@@ -14,6 +14,8 @@
 // RUN: spaq-opt %s -p 'choose-compression{precision=binary}' | filecheck %s --check-prefix=BINARY
 // RUN: spaq-opt %s -p 'choose-compression{precision=int4}' | filecheck %s --check-prefix=INT4
 // RUN: spaq-opt %s -p 'choose-compression{precision=int2 askip=relu}' | filecheck %s --check-prefix=ASKIP
+// RUN: spaq-opt %s -p 'choose-compression{precision=int4-a4}' | filecheck %s --check-prefix=A4
+// RUN: not spaq-opt %s -p 'choose-compression{precision=fp16-a4}' 2>&1 | filecheck %s --check-prefix=ERR-A4
 
 // Every compressible layer (a Conv, or a Gemm in W[N, K] form, with a constant weight)
 // without a decision gets the same one; a pinned decision (fc2) is kept as written; a Gemm
@@ -68,6 +70,10 @@
 // INT4:      onnx.Gemm(%x, %w1) {transB = 1 : i64, onnx.node = "fc1", spaq.compression = {weights = !quant.q<si4:f32, per_channel axis=0>, activations = !quant.q<si8:f32>}} :
 // ASKIP:     onnx.Gemm(%x, %w1) {transB = 1 : i64, onnx.node = "fc1", spaq.compression = {weights = !quant.q<si2:f32, per_channel axis=0>, activations = !quant.q<si8:f32>}} :
 // ASKIP:     onnx.Gemm(%r1, %w5) {transB = 1 : i64, onnx.node = "fc5", spaq.compression = {weights = !quant.q<si2:f32, per_channel axis=0>, activations = !quant.q<si8:f32>, askip = true}} :
+// -a4: 4-bit activations for Gemm layers; convolutions keep int8.
+// A4:        onnx.Conv(%x4, %wc) {kernel_shape = array<i64: 1, 1>, onnx.node = "conv1", spaq.compression = {weights = !quant.q<si4:f32, per_channel axis=0>, activations = !quant.q<si8:f32>}} :
+// A4:        onnx.Gemm(%x, %w1) {transB = 1 : i64, onnx.node = "fc1", spaq.compression = {weights = !quant.q<si4:f32, per_channel axis=0>, activations = !quant.q<si4:f32>}} :
+// ERR-A4: spaq-opt: error: precision 'fp16-a4': the activation suffix is -a8, -a4 or -a2 after an integer weight precision (e.g. int4-a4)
 // ERR-SKIP: spaq-opt: error: skip names no layer: conv0, fc9
 
 func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}, %x4: tensor<1x1x2x4xf32> {onnx.name = "image"},

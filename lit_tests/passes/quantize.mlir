@@ -74,7 +74,7 @@ func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
 // -----
 
 // Integer layers need their scales to factor out of the sum: per-group weights do not.
-// ERR-INT4: spaq-opt: error: layer 'fc4': integer layers take symmetric signed weights per tensor or per output channel with int8 per-tensor or per-token activations, got !quant.q<si4:f32, per_group axis=1 group=4> / !quant.q<si8:f32>
+// ERR-INT4: spaq-opt: error: layer 'fc4': integer layers take symmetric signed weights per tensor or per output channel with int8 / int4 / int2 per-tensor or int8 per-token activations, got !quant.q<si4:f32, per_group axis=1 group=4> / !quant.q<si8:f32>
 func.func @main(%x: tensor<1x8xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {onnx.name = "out"}) {
   %w = onnx.Initializer "fc4.weight" = dense<0.5> : tensor<2x8xf32> : tensor<2x8xf32>
   %y = onnx.Gemm(%x, %w) {transB = 1 : i64, onnx.node = "fc4", spaq.compression = {weights = !quant.q<si4:f32, per_group axis=1 group=4>, activations = !quant.q<si8:f32>}} : (tensor<1x8xf32>, tensor<2x8xf32>) -> tensor<1x2xf32>

@@ -36,6 +36,9 @@ PRECISIONS = {  # precision -> (GEMM mode, stored wdtype, wfmt)
     "ternary": ("ternary", DType.I2, WeightFormat.TERNARY),
     "binary": ("binary", DType.U1, WeightFormat.BINARY),
     "codebook-16": ("i8", DType.U4, WeightFormat.CODEBOOK),
+    "int4-a4": ("i4", DType.I4, WeightFormat.PLAIN),  # 4-bit activations: the i4 mode
+    "int2-a2": ("i2", DType.I2, WeightFormat.PLAIN),
+    "ternary-a4": ("ternary", DType.I2, WeightFormat.TERNARY),
 }
 SPARSITIES = {"none": "gemm", "2:4": "spgemm", "block-8x8": "bsgemm", "unstructured-bitmask": "usgemm",
               "unstructured-csr": "usgemm"}
@@ -121,7 +124,8 @@ def test_askip_on_relu_inputs_skips_work_with_the_same_result(model):
 
 @pytest.mark.parametrize("sparsity,precision", [("none", "binary"), ("2:4", "ternary"), ("block-4x4", "int4"),
                                                 ("unstructured-csr", "codebook-16"),
-                                                ("unstructured-bitmask", "fp8-e4m3"), ("none", "bf16")])
+                                                ("unstructured-bitmask", "fp8-e4m3"), ("none", "bf16"),
+                                                ("2:4", "int4-a4")])
 def test_digits_cnn_modes(sparsity, precision):
     d = np.load(DIGITS / "digits_test.npz")
     compile_and_check(DIGITS / "digits_cnn.onnx", DIGITS / "digits_calib.npz", "datacenter", sparsity, precision,
