@@ -160,3 +160,38 @@ def test_weight_value_sets():
     _, q = quantize_weight(np.where(w > 0, w, 0), QuantType(8, granularity="per_channel", axis=0, codebook=4),
                            sparse=True)
     assert np.unique(q).size <= 4 and (q[w <= 0] == 0).all()
+
+
+@pytest.mark.parametrize("sparsity,precision", [("block-8x8", "codebook-16"), ("unstructured-csr", "int4"),
+                                                ("unstructured-bitmask", "binary"), ("2:4", "int4-a4"),
+                                                ("none", "int2")])
+def test_many_tiles_per_layer(model, sparsity, precision):
+    """Tiles pinned to 16 x 32 (N x K): block and unstructured weights are packed per tile,
+    the codebook table loaded once per layer, partial sums accumulate across K tiles."""
+    from xdsl.passes import PassPipeline
+
+    from spaq.backends.sparrow.emitter import assemble
+    from spaq.compiler.evaluator import main_func
+    from spaq.compiler.pipeline import passes
+    from spaq.compiler.weights import weights_of
+    from spaq.passes.sparrow_layers import TILES_KEY, int_dict_attr
+
+    path, calib = model
+    x = np.load(calib)["x"][:2]
+    c = compile_model(path, "datacenter", sparsity, precision, calib, stop_before="tile-layers")
+    want = evaluate(c.module, c.ctx, {"x": x})
+    for op in main_func(c.module).body.block.ops:
+        if op.name in ("quant.gemm", "onnx.Gemm"):
+            op.attributes[TILES_KEY] = int_dict_attr({"n": 16, "k": 32, "m": 2})
+    late = ("tile-layers", "allocate-scratchpad", "lower-to-sparrow", "schedule-tokens")
+    PassPipeline(tuple(p for p in passes("datacenter") if p.name in late)).apply(c.ctx, c.module)
+    program, image = assemble(c.module, weights_of(c.ctx))
+    result = simulate(program, image, c.target, {"x": x})
+    assert sum(i.mnemonic.endswith("gemm") for i in program) == 4 * 2 + 2 * 2 + 1
+    assert all(np.array_equal(result.outputs[k], v) for k, v in want.items())
+    counted, predicted = result.stats.total, program_cost(program, c.target)
+    assert (counted.dram_values, counted.dram_metadata, counted.dram_scales) == \
+        (predicted.dram_values, predicted.dram_metadata, predicted.dram_scales)
+    if precision.startswith("codebook"):
+        tables = [i for i in program if i.mnemonic == "load" and i.buf.name == "PARAM" and i.dtype is DType.I8]
+        assert len(tables) == 3  # one per layer
