@@ -83,6 +83,21 @@ class EraseIdentity(RewritePattern):
 
 
 @dataclass
+class DropoutMaskToConstant(RewritePattern):
+    """Dropout at inference whose mask is used: the data passes through and the mask is a
+    constant all-true tensor (what the evaluator's kernel computes)."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not is_op(op, "Dropout") or len(op.results) < 2 or not op.results[1].uses:
+            return
+        mask = np.ones(tuple(op.results[1].type.get_shape()), dtype=bool)
+        init = new_initializer(self.store, op.results[1].name_hint or "dropout", "mask", mask)
+        rewriter.replace(op, [init], [op.operands[0], init.output])
+
+
+@dataclass
 class FoldBatchNormIntoConv(RewritePattern):
     store: WeightStore
 
@@ -405,7 +420,7 @@ class OnnxCanonicalizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         store = weights_of(ctx)
-        patterns = [EraseIdentity(), CastLikeToCast(), GemmByActivation(store),
+        patterns = [EraseIdentity(), DropoutMaskToConstant(store), CastLikeToCast(), GemmByActivation(store),
                     FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
                     CollapseReshapes(), FuseGelu(store), ExpandHardActivations(store),
                     FoldShape(store),
