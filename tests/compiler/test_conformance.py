@@ -25,7 +25,7 @@ SIM_SUBSET = r"^test_(matmul_4d|relu|" \
              r"slice_negative_axes|flatten_axis2|squeeze_negative_axes|unsqueeze_unsorted_axes|" \
              r"reshape_negative_extended_dims|identity|constantofshape_int_zeros|shape_start_1|" \
              r"expand_dim_unchanged|transpose_all_permutations_3|rotary_embedding_expanded|" \
-             r"center_crop_pad_crop_axes_chw_expanded|gathernd_example_float32|gathernd_example_int32_batch_dim1)$"
+             r"center_crop_pad_crop_axes_chw_expanded|gathernd_example_float32|gathernd_example_int32_batch_dim1|dropout_default_mask)$"
 SIM_CASES = node_cases(SIM_SUBSET)
 MODELS = {"pytorch-converted": r"^test_(Linear|PixelShuffle|ReflectionPad2d|Embedding|Softmax)$",
           "pytorch-operator": r"^test_operator_(chunk|concat2|pad|repeat|permute2|index)$",

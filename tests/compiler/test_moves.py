@@ -177,3 +177,19 @@ def test_bilinear_upsampling_of_many_channels():
     m = _model([helper.make_node("Resize", ["x", "", "", "s"], ["y"], mode="linear")], [_vi("x", [2, 8, 16, 16])],
                [_vi("y", [2, 8, 32, 32])], [("s", np.array([2, 8, 32, 32], np.int64))])
     _check(m, {"x": x}, exact=False)
+
+
+def test_a_matmul_result_that_is_also_a_graph_output_reaches_dram():
+    """The softmax after the matmul would be its fused tail (the scores never leave the
+    scratchpad); the scores are a graph output too, so they are stored."""
+    a = RNG.standard_normal((2, 4, 8)).astype(np.float32)
+    b = RNG.standard_normal((2, 8, 4)).astype(np.float32)
+    m = _model([helper.make_node("MatMul", ["a", "b"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1)],
+               [_vi("a", [2, 4, 8]), _vi("b", [2, 8, 4])], [_vi("s", [2, 4, 4]), _vi("p", [2, 4, 4])])
+    _check(m, {"a": a, "b": b}, exact=False)
+
+
+def test_dropout_mask_output():
+    m = _model([helper.make_node("Dropout", ["x"], ["y", "mask"])], [_vi("x", list(X.shape))],
+               [_vi("y", list(X.shape)), _vi("mask", list(X.shape), TensorProto.BOOL)])
+    _check(m, {"x": X})
