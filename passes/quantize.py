@@ -152,7 +152,7 @@ class _Quantizer:
             raise SpaqError("quantized layers need a constant weight")
         t = value.type
         assert isinstance(t, TensorType)
-        s_w, q = quantize_weight(w.reshape(w.shape[0], -1).astype(np.float64), qt, encoding_of(t) is not None)
+        s_w, q = quantize_weight(w.reshape(w.shape[0], -1), qt, encoding_of(t) is not None)
         if q is not None:  # a value subset: store s_w * q, which quant.quantize maps back to q exactly
             exact = (np.broadcast_to(s_w[:, None] if s_w.size > 1 else s_w, q.shape) * q).astype(np.float32)
             suffix = "ternary" if qt.is_ternary else "binary" if qt.is_binary else f"codebook{qt.codebook}"
