@@ -25,7 +25,8 @@ else rescaled), quant.conv / quant.gemm, and the epilogue:
 
 A MatMul by a constant of a rank > 2 input becomes the Gemm between two Reshapes (as
 onnx-canonicalize makes it). A Q → DQ pair on any other float value whose consumers all
-take int8 becomes quant.quantize. The numerics are the quantize pass's: round half to even
+take int8 goes: the ops after it run in float and the layers quantize their input (the
+same integers: rounding to one grid commutes with those ops). The numerics are the quantize pass's: round half to even
 at quant.quantize, fixed-point requantization (round half up) where onnxruntime's kernels
 requantize in float — the integers can differ by one step. The pass runs before
 onnx-canonicalize, which would fold the weights' DQ into float constants and lose their
@@ -324,8 +325,12 @@ class _Importer:
             self.quantized[key] = q.output
         return self.quantized[key]
 
-    def quantize_pair(self, q: Operation) -> None:
-        """Q(x, s) → DQ on a float value whose consumers all take int8: quant.quantize."""
+    def drop_pair(self, q: Operation) -> None:
+        """Q(x, s) → DQ on a float value whose consumers all take int8 goes: its consumers
+        take x, and the layers at the end of the chain quantize their input with s. Exact:
+        rounding to the grid of s commutes with the scale-preserving ops between (Relu, and
+        MaxPool with zero point 0, are monotonic), so the layers' integers are the QDQ
+        graph's, and the ops between run in float as after the quantize pass."""
         s = activation_scale(self.store, q)
         if s is None or q.op_type != "QuantizeLinear" or not isinstance(_element(q.operands[0]), Float32Type):
             return
@@ -336,9 +341,8 @@ class _Importer:
             dqs.append(use.operation.results[0])
         if not dqs or not all(self.takes_int8(d) for d in dqs):
             return
-        xq = self._quantize(q.operands[0], s, q)
         for d in dqs:
-            self.int8_of[d] = xq
+            d.replace_all_uses_with(q.operands[0])
             self.retired.add(d.owner)
         self.retired.add(q)
 
@@ -490,7 +494,7 @@ class _Importer:
             if op in self.matches:
                 self.rewrite_layer(self.matches[op])
             elif is_op(op, "QuantizeLinear") and op not in self.handled:
-                self.quantize_pair(op)
+                self.drop_pair(op)
             elif is_op(op, *SCALE_PRESERVING) and op.operands and op.operands[0] in self.int8_of:
                 self.propagate(op)
         self.erase_dead()

@@ -9,8 +9,8 @@
 // between run on the int8 values. The Gemm (per-tensor weights, s_w = 0.125, float bias)
 // feeds Softmax: it is dequantized with s_x * s_w = 2 * 0.125.
 // CHECK-LABEL: func.func @main
-// CHECK-NEXT:  %[[X:[^ ]+]] = quant.quantize %x {scale = array<f32: 2.500000e-01>} : tensor<1x1x4x4xf32> -> tensor<1x1x4x4x!quant.q<si8:f32>>
 // CHECK-NEXT:  %[[B:[^ ]+]] = onnx.Initializer "conv1.bias_quantized" = dense<[100, -50]> : tensor<2xi32> : tensor<2xi32>
+// CHECK-NEXT:  %[[X:[^ ]+]] = quant.quantize %x {scale = array<f32: 2.500000e-01>} : tensor<1x1x4x4xf32> -> tensor<1x1x4x4x!quant.q<si8:f32>>
 // CHECK-NEXT:  %[[WF:[^ ]+]] = onnx.Initializer "conv1.weight.qdq" : tensor<2x1x3x3xf32>
 // CHECK-NEXT:  %[[W:[^ ]+]] = quant.quantize %[[WF]] {scale = array<f32: 5.000000e-01, 2.500000e-01>, axis = 0 : i64} : tensor<2x1x3x3xf32> -> tensor<2x1x3x3x!quant.q<si8:f32, per_channel axis=0>>
 // CHECK-NEXT:  %[[ACC:[^ ]+]] = quant.conv %[[X]], %[[W]], %[[B]] {onnx.node = "conv1", dilations = array<i64: 1, 1>, group = 1 : i64, kernel_shape = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 1, 1>} : (tensor<1x1x4x4x!quant.q<si8:f32>>, tensor<2x1x3x3x!quant.q<si8:f32, per_channel axis=0>>, tensor<2xi32>) -> tensor<1x2x4x4xi32>
@@ -119,14 +119,14 @@ func.func @main(%x: tensor<2x4xf32> {onnx.name = "input"}) -> (tensor<2x2xf32> {
 
 // -----
 
-// A MatMul of a rank-3 input by a constant becomes the Gemm between two Reshapes (the int8
-// input is reshaped to [rows, K]). Its output goes Q(0.5) -> DQ -> Relu -> Q(0.25) -> DQ:
+// A MatMul of a rank-3 input by a constant becomes the Gemm between two Reshapes (the
+// input is reshaped to [rows, K], then quantized). Its output goes Q(0.5) -> DQ -> Relu -> Q(0.25) -> DQ:
 // the Relu is fused and the accumulator requantized once, straight to the Relu's scale:
 // s_x * s_w / 0.25 = 0.5 * [0.25, 0.5, 0.125] / 0.25.
 // CHECK-LABEL: func.func @main
-// CHECK-NEXT:  %[[X:[^ ]+]] = quant.quantize %x {scale = array<f32: 5.000000e-01>} : tensor<1x2x4xf32> -> tensor<1x2x4x!quant.q<si8:f32>>
 // CHECK-NEXT:  %[[S:[^ ]+]] = onnx.Initializer "shape.2d" : tensor<2xi64>
-// CHECK-NEXT:  %[[X2:[^ ]+]] = onnx.Reshape(%[[X]], %[[S]]) : (tensor<1x2x4x!quant.q<si8:f32>>, tensor<2xi64>) -> tensor<2x4x!quant.q<si8:f32>>
+// CHECK-NEXT:  %[[X:[^ ]+]] = onnx.Reshape(%x, %[[S]]) : (tensor<1x2x4xf32>, tensor<2xi64>) -> tensor<2x4xf32>
+// CHECK-NEXT:  %[[X2:[^ ]+]] = quant.quantize %[[X]] {scale = array<f32: 5.000000e-01>} : tensor<2x4xf32> -> tensor<2x4x!quant.q<si8:f32>>
 // CHECK-NEXT:  %[[WF:[^ ]+]] = onnx.Initializer "mm1.weight.qdq" : tensor<3x4xf32>
 // CHECK-NEXT:  %[[W:[^ ]+]] = quant.quantize %[[WF]] {scale = array<f32: 2.500000e-01, 5.000000e-01, 1.250000e-01>, axis = 0 : i64}
 // CHECK-NEXT:  %[[A:[^ ]+]] = quant.gemm %[[X2]], %[[W]] {onnx.node = "mm1"} : (tensor<2x4x!quant.q<si8:f32>>, tensor<3x4x!quant.q<si8:f32, per_channel axis=0>>) -> tensor<2x3xi32>
@@ -216,4 +216,36 @@ func.func @main(%x: tensor<1x4xf32> {onnx.name = "input"}) -> (tensor<1x2xf32> {
   %wd = onnx.DequantizeLinear(%wq, %sw) : (tensor<2x4xsi8>, tensor<f32>) -> tensor<2x4xf32>
   %y = onnx.Gemm(%xd, %wd) {transB = 1 : i64, onnx.node = "fc"} : (tensor<1x4xf32>, tensor<2x4xf32>) -> tensor<1x2xf32>
   func.return %y : tensor<1x2xf32>
+}
+
+// -----
+
+// A Q -> DQ pair that is not a layer's output, with only int8 consumers (here through
+// MaxPool and Relu re-quantized with the same scale): the pairs go, the ops between run in
+// float, and the conv quantizes its input with that scale — the integers the QDQ graph has,
+// since rounding to one grid commutes with MaxPool and Relu.
+// CHECK-LABEL: func.func @main
+// CHECK-NOT:   Linear
+// CHECK:       %[[P:[^ ]+]] = onnx.MaxPool(%x) {{.*}} : (tensor<1x1x4x4xf32>) -> tensor<1x1x2x2xf32>
+// CHECK-NEXT:  %[[R:[^ ]+]] = onnx.Relu(%[[P]]) : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+// CHECK-NOT:   Linear
+// CHECK:       %[[RQ:[^ ]+]] = quant.quantize %[[R]] {scale = array<f32: 5.000000e-01>} : tensor<1x1x2x2xf32> -> tensor<1x1x2x2x!quant.q<si8:f32>>
+// CHECK:       quant.conv %[[RQ]], %{{[^ ]+}} {onnx.node = "conv9"
+// CHECK-NOT:   Linear
+func.func @main(%x: tensor<1x1x4x4xf32> {onnx.name = "input"}) -> (tensor<1x1x2x2xf32> {onnx.name = "out"}) {
+  %s = onnx.Initializer "s9" = dense<0.5> : tensor<f32> : tensor<f32>
+  %z = onnx.Initializer "z9" = dense<0> : tensor<si8> : tensor<si8>
+  %xq = onnx.QuantizeLinear(%x, %s, %z) : (tensor<1x1x4x4xf32>, tensor<f32>, tensor<si8>) -> tensor<1x1x4x4xsi8>
+  %xd = onnx.DequantizeLinear(%xq, %s, %z) : (tensor<1x1x4x4xsi8>, tensor<f32>, tensor<si8>) -> tensor<1x1x4x4xf32>
+  %p = onnx.MaxPool(%xd) {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>} : (tensor<1x1x4x4xf32>) -> tensor<1x1x2x2xf32>
+  %pq = onnx.QuantizeLinear(%p, %s, %z) : (tensor<1x1x2x2xf32>, tensor<f32>, tensor<si8>) -> tensor<1x1x2x2xsi8>
+  %pd = onnx.DequantizeLinear(%pq, %s, %z) : (tensor<1x1x2x2xsi8>, tensor<f32>, tensor<si8>) -> tensor<1x1x2x2xf32>
+  %r = onnx.Relu(%pd) : (tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  %rq = onnx.QuantizeLinear(%r, %s, %z) : (tensor<1x1x2x2xf32>, tensor<f32>, tensor<si8>) -> tensor<1x1x2x2xsi8>
+  %rd = onnx.DequantizeLinear(%rq, %s, %z) : (tensor<1x1x2x2xsi8>, tensor<f32>, tensor<si8>) -> tensor<1x1x2x2xf32>
+  %wq = onnx.Initializer "conv9.weight_quantized" = dense<[[[[1, 2], [3, 4]]]]> : tensor<1x1x2x2xsi8> : tensor<1x1x2x2xsi8>
+  %sw = onnx.Initializer "conv9.weight_scale" = dense<0.25> : tensor<f32> : tensor<f32>
+  %wd = onnx.DequantizeLinear(%wq, %sw, %z) : (tensor<1x1x2x2xsi8>, tensor<f32>, tensor<si8>) -> tensor<1x1x2x2xf32>
+  %c = onnx.Conv(%rd, %wd) {kernel_shape = array<i64: 2, 2>, pads = array<i64: 1, 1, 0, 0>, onnx.node = "conv9"} : (tensor<1x1x2x2xf32>, tensor<1x1x2x2xf32>) -> tensor<1x1x2x2xf32>
+  func.return %c : tensor<1x1x2x2xf32>
 }
