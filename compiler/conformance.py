@@ -15,11 +15,12 @@ whose files the onnx package ships) is imported with its inputs' shapes and run
 Its outputs are compared with ONNX's expected ones. A case is `passed`, `failed` (with the
 largest error) or `unsupported` (with the reason: the first error spaq gave).
 
-On the simulator path, graph inputs that only feed an operator's compile-time parameters
-(Reshape's shape, Slice's starts, Pad's pads, Resize's scales, a reduction's axes, ...:
-`PARAMETERS`) are bound to the case's values as constants before import: Sparrow programs
-have static shapes, so a compiler for it specialises these, as onnx-mlir's backend tests do
-with their constant-input mode. Every other input stays a run-time input of the program.
+On the simulator path, graph inputs whose values decide an operator's compile-time
+parameters (Reshape's shape, Slice's starts, Pad's pads, Resize's scales, a reduction's axes,
+Range's bounds, ...: `PARAMETERS`, directly or through shape arithmetic) are bound to the
+case's values as constants before import: Sparrow programs have static shapes, so a compiler
+for it specialises these, as onnx-mlir's backend tests do with their constant-input mode.
+Every other input stays a run-time input of the program.
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ PARAMETERS: dict[str, set[int]] = {
     "Squeeze": {1}, "Unsqueeze": {1}, "ConstantOfShape": {0}, "Resize": {1, 2, 3}, "Upsample": {1},
     "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
     "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
-    "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1}, "Shape": {0}, "Size": {0},
-    "CenterCropPad": {1},
+    "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1}, "CenterCropPad": {1},
 }
 """Operand positions that are compile-time parameters (shapes, axes, pads, scales) rather
 than data; the simulator path binds graph inputs used only there."""
@@ -135,32 +135,54 @@ def _graph_inputs(model: onnx.ModelProto) -> list[str]:
     return [i.name for i in model.graph.input if i.name not in inits]
 
 
+VALUE_FREE = ("Shape", "Size")
+"""Operators that read only their input's shape: a value reaching them decides nothing."""
+
+
 def bind_parameters(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[onnx.ModelProto, dict]:
-    """`model` with the graph inputs that only ever reach `PARAMETERS` positions (directly,
-    or through nodes whose every result does) turned into initializers holding their values
-    in `feeds`; the remaining feeds."""
+    """`model` with the graph inputs whose values decide a compile-time parameter (they
+    reach a `PARAMETERS` position, directly or through other nodes) turned into initializers
+    holding their values in `feeds` — if they are used only that way, or are an integer
+    scalar or vector (a size, a shape) — so a static-shape program is compiled for them. The
+    remaining feeds (data) stay run-time inputs."""
     uses: dict[str, list[tuple[onnx.NodeProto, int]]] = defaultdict(list)
     for node in model.graph.node:
         for i, name in enumerate(node.input):
             uses[name].append((node, i))
-    outputs = {o.name for o in model.graph.output}
     memo: dict[str, bool] = {}
 
-    def parameter_only(name: str) -> bool:
+    def decides_parameter(name: str) -> bool:
         if name not in memo:
-            memo[name] = False  # cycles (none in a valid graph) count as data
-            ok = name not in outputs and bool(uses[name])
-            for node, i in uses[name] if ok else ():
-                params = PARAMETERS.get(node.op_type, set()) if node.domain in ("", "ai.onnx") else set()
-                if i in params:
+            memo[name] = False  # cycles (none in a valid graph) decide nothing
+            found = False
+            for node, i in uses[name]:
+                if node.domain not in ("", "ai.onnx") or node.op_type in VALUE_FREE:
                     continue
-                if not node.output or not all(parameter_only(o) for o in node.output if o):
-                    ok = False
+                if i in PARAMETERS.get(node.op_type, set()) or any(decides_parameter(o) for o in node.output if o):
+                    found = True
                     break
-            memo[name] = ok
+            memo[name] = found
         return memo[name]
 
-    bound = {n for n in feeds if parameter_only(n)}
+    outputs = {o.name for o in model.graph.output}
+
+    def parameter_only(name: str) -> bool:
+        """Every use is a parameter position, or a node all of whose results are parameter-only."""
+        ok = name not in outputs and bool(uses[name])
+        for node, i in uses[name] if ok else ():
+            if i in PARAMETERS.get(node.op_type, set()) or node.op_type in VALUE_FREE:
+                continue
+            if not node.output or not all(parameter_only(o) for o in node.output if o):
+                return False
+        return ok
+
+    def shape_like(value: np.ndarray) -> bool:
+        value = np.asarray(value)
+        return value.dtype.kind in "iu" and value.ndim <= 1
+
+    # an input used only as parameters; or an integer scalar / vector (a size, a shape) that
+    # decides a parameter even if it is also used as data (a window's length)
+    bound = {n for n, v in feeds.items() if decides_parameter(n) and (parameter_only(n) or shape_like(v))}
     if not bound:
         return model, feeds
     model = onnx.ModelProto.FromString(model.SerializeToString())
