@@ -290,7 +290,9 @@ def markdown_table(results: dict[str, list[CaseResult]] | list[CaseResult], supp
         for path in paths:
             rs = [results[path][i] for i in idx]
             row += [str(sum(r.status == s for r in rs)) for s in ("passed", "failed", "unsupported")]
-            problems.append(next((f"{r.name}: {r.detail}" for r in rs if r.status != "passed"), "")
-                            .replace("|", "/"))
+            bad = [r for r in rs if r.status != "passed"]
+            # the most telling problem: a case of this op alone, or one whose message names it
+            bad.sort(key=lambda r: (r.ops != (op,), f"onnx.{op}" not in r.detail and f"{op} " not in r.detail))
+            problems.append((f"{bad[0].name}: {bad[0].detail}" if bad else "").replace("|", "/"))
         lines.append("| " + " | ".join(row + problems) + " |")
     return "\n".join(lines) + "\n"

@@ -1,25 +1,29 @@
 """Data movement on Sparrow: ops whose every result element is one element of an input or a
 fill constant (Concat, Split, Pad, Tile, DepthToSpace, SpaceToDepth, Resize `nearest`, and
-the Slice / Gather / GatherND with constant indices that no DMA strides describe), and
-copies of graph outputs that are inputs, constants or views.
+the Slice / Gather / GatherND with constant indices that no DMA strides describe); Resize
+modes that weigh several inputs (`resample`); GatherND by run-time index tuples
+(`gathernd`); and copies of graph outputs that are inputs, constants or views (`copy_out`).
 
 A `move` layer's **selection map** says, for each result element, which source element it is:
 it is computed by running the op's evaluator kernel on the sources' element ids (the same
 trick `DramPlan` uses for views), so the lowering follows the evaluator's semantics by
-construction. The map becomes instructions in one of two ways:
+construction. The map becomes instructions in one of three ways, the first that applies:
 
+- **Boxes** (`plan_boxes`): each source's elements fill one box of the result and are an
+  affine view of the source there (Concat, Split, a constant Pad, most Slices): per box a
+  LOAD and a STORE through the result's strides; a Pad's fill goes first, a LOAD of a
+  one-element constant with zero strides over a whole chunk, STOREd everywhere.
 - **DMA pieces** (`plan_pieces`): the result's row-major order is cut into 2-D strided
   pieces (`rows` x `cols`, rows `rstride` and columns `cstride` source elements apart, both
-  >= 0), each one LOAD into consecutive scratchpad bytes; a Pad's fill is a LOAD of a
-  one-element constant with zero strides. A Concat is one piece per input block, a Pad
-  three per padded row, a nearest 2x upsampling one per output row.
+  >= 0), each one LOAD into consecutive scratchpad bytes (a nearest 2x upsampling is one
+  piece per output row), and the assembled chunk is STOREd.
 - **GATHER of elements** (`cols=1`, `rstride=1`), by a constant index segment, where the
   map is so irregular that pieces would be many (more than one per `GATHER_BELOW` elements):
-  LOAD a chunk of indices, GATHER the elements.
+  LOAD a chunk of indices, GATHER the elements, STORE the chunk.
 
-Either way the chunk of `elems` result elements assembled in ACT is STOREd to the result's
-segment. tile-layers picks `elems` (as for a copying view); the buffers are `buf` (the chunk)
-and `idx` (a chunk of indices).
+A `resample` layer is a sum of such selections (taps) weighted by constant tiles (VBIN mul,
+VBIN add). tile-layers picks `elems` (as for a copying view); the buffers are `buf` (the
+chunk), `idx` (a chunk of indices) and, for a resample, `a` and `w` (a tap and its weights).
 """
 
 from __future__ import annotations
