@@ -193,3 +193,12 @@ def test_dropout_mask_output():
     m = _model([helper.make_node("Dropout", ["x"], ["y", "mask"])], [_vi("x", list(X.shape))],
                [_vi("y", list(X.shape)), _vi("mask", list(X.shape), TensorProto.BOOL)])
     _check(m, {"x": X})
+
+
+def test_every_output_a_constant_keeps_the_declared_input():
+    """ConstantOfShape of a folded Shape: the output is a constant copied into its segment;
+    the program still takes x."""
+    m = _model([helper.make_node("Shape", ["x"], ["s"]),
+                helper.make_node("ConstantOfShape", ["s"], ["y"], value=numpy_helper.from_array(np.array([2.5], np.float32)))],
+               [_vi("x", [2, 3])], [_vi("y", [2, 3])])
+    _check(m, {"x": np.zeros((2, 3), np.float32)})
