@@ -52,6 +52,7 @@ PARAMETERS: dict[str, set[int]] = {
     "ReduceSum": {1}, "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceProd": {1},
     "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
     "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1}, "CenterCropPad": {1},
+    "Conv": {1, 2},  # weight and bias: Sparrow's convolutions take constant weights, as deployed models do
 }
 """Operand positions that are compile-time parameters (shapes, axes, pads, scales) rather
 than data; the simulator path binds graph inputs used only there."""
