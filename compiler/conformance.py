@@ -15,12 +15,12 @@ whose files the onnx package ships) is imported with its inputs' shapes and run
 Its outputs are compared with ONNX's expected ones. A case is `passed`, `failed` (with the
 largest error) or `unsupported` (with the reason: the first error spaq gave).
 
-On the simulator path, graph inputs whose values decide an operator's compile-time
-parameters (Reshape's shape, Slice's starts, Pad's pads, Resize's scales, a reduction's axes,
-Range's bounds, ...: `PARAMETERS`, directly or through shape arithmetic) are bound to the
-case's values as constants before import: Sparrow programs have static shapes, so a compiler
-for it specialises these, as onnx-mlir's backend tests do with their constant-input mode.
-Every other input stays a run-time input of the program.
+On both paths, graph inputs whose values decide an operator's compile-time parameters
+(Reshape's shape, Slice's starts, Pad's pads, Resize's scales, a reduction's axes, Range's
+bounds, ...: `PARAMETERS`, directly or through shape arithmetic) are bound to the case's
+values as constants before import: spaq's IR and Sparrow programs have static shapes, so
+the compiler specialises these, as onnx-mlir's backend tests do with their constant-input
+mode. Every other input stays a run-time input.
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def bind_parameters(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tup
 
 
 def _evaluate(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    model, feeds = bind_parameters(model, feeds)
     shapes = {n: list(np.shape(v)) for n, v in feeds.items()}
     ctx = make_context()
     module = import_model(model, ctx, shapes)

@@ -147,10 +147,12 @@ def _conformance(args: argparse.Namespace) -> None:
             "(import, onnx-canonicalize, the reference evaluator) and **simulator** (import, the whole "
             f"`spaq compile` pipeline for the `{SIM_TARGET}` target in fp32, the emitted program and memory image, "
             "the Sparrow simulator). Outputs must match ONNX's within rtol 1e-3, atol 1e-5 (integers exactly). "
-            "A case is in scope when all its operators are in `spaq.dialects.onnx.SUPPORTED_OPS`. On the "
-            "simulator path, graph inputs that only feed compile-time parameters (Reshape's shape, Slice's "
-            "starts, Pad's pads, Resize's scales, reduction axes, ...; `conformance.PARAMETERS`) are bound to "
-            "the case's values as constants: Sparrow programs have static shapes. Regenerate with "
+            "A case is in scope when all its operators are in `spaq.dialects.onnx.SUPPORTED_OPS`. On both "
+            "paths, graph inputs whose values decide compile-time parameters (Reshape's shape, Slice's "
+            "starts, Pad's pads, Resize's scales, reduction axes, Range's bounds, ...; `conformance.PARAMETERS`, "
+            "directly or through shape arithmetic) are bound to the case's values as constants: spaq's IR and "
+            "Sparrow programs have static shapes. The per-op tables count every case that uses the op; the "
+            "problem shown is a case of the op alone where there is one. Regenerate with "
             f"`spaq conformance -o {args.output}`.\n\n"
             "## Node cases\n\n`onnx.backend.test.loader.load_model_tests(kind=\"node\")`.\n\n" + table
         )
