@@ -229,6 +229,11 @@ def run_case(case, path: str = "evaluator") -> CaseResult:
     except Exception as e:
         return CaseResult(case.name, (), "unsupported", f"cannot load the case: {e}"[:160], case.kind)
     ops = tuple(sorted({n.op_type for n in model.graph.node}))
+    kinds = {v.name: v.type.WhichOneof("value") for v in [*model.graph.input, *model.graph.output]}
+    other = next((n for n, k in kinds.items() if k != "tensor_type"), None)
+    if other is not None:
+        return CaseResult(case.name, ops, "unsupported", f"'{other}' is a {kinds[other].removesuffix('_type')}, "
+                          "not a tensor: spaq takes and returns tensors only", case.kind)
     try:
         feeds = dict(zip(_graph_inputs(model), inputs))
         got = (_evaluate if path == "evaluator" else _simulate)(model, feeds)
