@@ -1,7 +1,9 @@
 """import-qdq on models onnxruntime quantized (QDQ format): the digits CNN quantized by
 `quantize_static` compiles to int8 Sparrow programs (no `precision` option: the model is
-already quantized) that agree with onnxruntime running the QDQ model, and hand-built QDQ
-graphs (MatMul, Gemm with transB = 0, a Relu between two scales) match onnxruntime."""
+already quantized) that agree with onnxruntime running the QDQ model; a MatMul / Gemm graph
+(rank-3 MatMul, Gemm with transB = 0, a float consumer beside an int8 one) and the CNN
+blocks of examples/cnn, quantized the same way, match onnxruntime; biases outside the
+accumulator's scale are rescaled."""
 
 from functools import cache
 from pathlib import Path
