@@ -1,8 +1,8 @@
 """Data movement on Sparrow: ops whose every result element is one element of an input or a
 fill constant (Concat, Split, Pad, Tile, DepthToSpace, SpaceToDepth, Resize `nearest`, and
-the Slice / Gather / GatherND with constant indices that no DMA strides describe); Resize
-modes that weigh several inputs (`resample`); GatherND by run-time index tuples
-(`gathernd`); and copies of graph outputs that are inputs, constants or views (`copy_out`).
+the Slice / Gather / GatherND with constant indices that no DMA strides describe, a diagonal
+Einsum); Resize modes that weigh several inputs (`resample`); GatherND by run-time index
+tuples (`gathernd`); and copies of graph outputs that are inputs, constants or views (`copy_out`).
 
 A `move` layer's **selection map** says, for each result element, which source element it is:
 it is computed by running the op's evaluator kernel on the sources' element ids (the same
@@ -47,7 +47,7 @@ STRIDE_LIMIT = 1 << 24
 GATHER_BELOW = 8
 """Use GATHER when the DMA pieces would be more than one per this many elements."""
 
-MOVE_OPS = ("Concat", "Split", "Pad", "Tile", "DepthToSpace", "SpaceToDepth", "Resize")
+MOVE_OPS = ("Concat", "Split", "Pad", "Tile", "DepthToSpace", "SpaceToDepth", "Resize", "Einsum")
 SELECTIONS = MOVE_OPS + ("Slice", "Gather", "GatherND", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
                          "Identity", "Expand", "Cast")
 """Ops a move layer can compute (the last ones as the fallback of views)."""
@@ -72,7 +72,20 @@ def is_move_op(op: Operation) -> bool:
         return False
     if op.op_type == "Resize" and op.attr("mode", "nearest") != "nearest":
         return False
+    if op.op_type == "Einsum" and not _diagonal(op):
+        return False
     return True
+
+
+def _diagonal(op: Operation) -> bool:
+    """A one-operand Einsum that repeats a letter and sums over none (`...ii->...i`): each
+    result element is one input element."""
+    equation = str(op.attr("equation", "")).replace(" ", "")
+    if "->" not in equation or len(op.operands) != 1:
+        return False
+    lhs, rhs = equation.split("->")
+    letters = [c for c in lhs if c.isalpha()]
+    return len(set(letters)) < len(letters) and set(letters) <= set(rhs)
 
 
 def selection(op: Operation, store, offsets: list[np.ndarray]) -> list[np.ndarray]:

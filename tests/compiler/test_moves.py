@@ -202,3 +202,10 @@ def test_every_output_a_constant_keeps_the_declared_input():
                 helper.make_node("ConstantOfShape", ["s"], ["y"], value=numpy_helper.from_array(np.array([2.5], np.float32)))],
                [_vi("x", [2, 3])], [_vi("y", [2, 3])])
     _check(m, {"x": np.zeros((2, 3), np.float32)})
+
+
+def test_einsum_diagonal_is_a_selection():
+    x = RNG.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    m = _model([helper.make_node("Einsum", ["x"], ["y"], equation="...ii->...i")], [_vi("x", [2, 3, 4, 4])],
+               [_vi("y", [2, 3, 4])])
+    _check(m, {"x": x})
