@@ -130,6 +130,8 @@ class Machine:
         self._wgt_touched: list[tuple[int, int]] | None = []
         self._steps: dict[int, tuple[Instruction, Step, dict[str, int], bool, tuple]] = {}
 
+    _STEPS_KEPT = 1 << 16
+
     _WGT_WRITERS = {"vbin": ("obuf",), "vun": ("obuf",), "vred": ("obuf",), "vsel": ("obuf",), "vreq": ("obuf",),
                     "vquant": ("obuf", "sbuf"), "gather": ("buf",)}
     """Instructions that may write WGT other than LOAD (their result scratchpad fields)."""
@@ -152,6 +154,8 @@ class Machine:
             writes_wgt = op in self._WGT_WRITERS and any(getattr(ins, f) is Buffer.WGT for f in self._WGT_WRITERS[op])
             if step is not None:
                 step()
+                if len(self._steps) >= self._STEPS_KEPT:  # a cache: programs decoded anew start it over
+                    self._steps.clear()
                 self._steps[id(ins)] = (ins, step, count, writes_wgt, tuple(self._wgt_touched or ()))
         if writes_wgt and self.wgt_source:
             self.wgt_source.clear()  # WGT now holds something no LOAD put there
