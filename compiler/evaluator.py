@@ -22,7 +22,7 @@ from xdsl.ir import Operation, SSAValue
 from spaq.backends.sparrow import core
 from spaq.backends.sparrow.isa import DType
 from spaq.compiler.errors import SpaqError
-from spaq.compiler.types import isa_dtype
+from spaq.compiler.types import isa_dtype, numpy_dtype
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects import onnx as onnx_d
 from spaq.dialects import quant, sparse
@@ -241,10 +241,25 @@ def float_gemm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
 @kernel("onnx.Conv")
 def _conv(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x, w, *rest = args
+    if x.dtype.kind == "V" or (x.dtype.kind == "f" and x.dtype.itemsize == 1):  # bf16 / fp8: exact in float32
+        x = x.astype(np.float32)  # (float_gemm multiplies in float32 anyway)
     y = conv_nchw(x, w, op, float_gemm)
     if rest and rest[0] is not None:
         y = (y + rest[0].astype(np.float32)[None, :, None, None]).astype(np.float32)
-    return [y]
+    return [_float_result(op, y)]
+
+
+def _float_result(op: Operation, y: np.ndarray) -> np.ndarray:
+    """A float32 GEMM / conv result in the op's result type: f16 / bf16 / fp8 round to
+    nearest even (fp8 saturating), as Sparrow's EPILOGUE writes them (`core.round_to`)."""
+    t = _result_type(op).element_type
+    try:
+        dtype = isa_dtype(t)
+    except ValueError:  # f64 and other types Sparrow does not store: float32 as before
+        return y.astype(np.float32)
+    if dtype is DType.F32 or not dtype.is_float:
+        return y.astype(np.float32)
+    return core.round_to(y, dtype).astype(numpy_dtype(t))
 
 
 @kernel("onnx.Gemm")
@@ -256,7 +271,7 @@ def _gemm(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
     y = float_gemm(a, w) * np.float32(op.attr("alpha", 1.0))
     if rest and rest[0] is not None:
         y = y + np.float32(op.attr("beta", 1.0)) * rest[0].astype(np.float32)
-    return [y.astype(np.float32)]
+    return [_float_result(op, y)]
 
 
 def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -303,6 +318,9 @@ def _relu(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
 @kernel("onnx.MaxPool")
 def _maxpool(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray]:
     x = args[0]
+    if x.dtype.kind == "V" or (x.dtype.kind == "f" and x.dtype.itemsize == 1):  # bf16 / fp8 (ml_dtypes): exact in float32
+        out = _maxpool(ev, op, [x.astype(np.float32)])
+        return [out[0].astype(x.dtype), *out[1:]]
     if x.ndim == 3:  # 1-D pooling: 2-D over rows of height 1
         return [y[:, :, 0] for y in _maxpool(ev, op, [x[:, :, None, :]])]
     kh, kw = kernel_2d(op)

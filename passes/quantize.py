@@ -24,8 +24,10 @@ tensor. Then, per quantized layer:
 
 A float layer (weights and activations f16, bf16, f8E4M3FN or f8E5M2) gets its weight
 rounded to the type (`<name>.<type>`, saturating for fp8) and its input cast to it
-(`onnx.Cast`, one per value and type); it computes in float32 and its result stays f32.
-No scales: the formats' exponent covers the weights' range.
+(`onnx.Cast`, one per value and type); it computes in float32 and writes its result in
+the type when every consumer is a float layer of that type (through Relu / MaxPool /
+Flatten / Reshape), in f32 otherwise. No scales: the formats' exponent covers the
+weights' range.
 
 ```mlir
 // after quantize{calibration="calib.npz"}
@@ -198,6 +200,34 @@ class _Quantizer:
                 self._insert([cast], layer)
                 self.casts[key] = cast.results[0]
             layer.operands[0] = self.casts[key]
+        self.float_result(layer, ftype)
+
+    def float_result(self, layer: OnnxOp, ftype) -> None:
+        """The layer writes its result in `ftype` (EPILOGUE rounds to it) when every consumer
+        is a float layer of that type, through Relu / MaxPool / Flatten / Reshape: no Cast
+        between them."""
+        chain: list[OnnxOp] = []
+
+        def takes(v: SSAValue) -> bool:
+            for use in v.uses:
+                op = use.operation
+                if use.index == 0 and _float_type(op) == ftype and is_compressible_layer(op):
+                    continue
+                if isinstance(op, OnnxOp) and op.op_type in SCALE_PRESERVING and use.index == 0 \
+                        and len(op.results) == 1 and takes(op.results[0]):
+                    chain.append(op)
+                    continue
+                return False
+            return bool(v.uses)
+
+        if not takes(layer.results[0]):
+            return
+        for op in [layer, *chain]:
+            t = op.results[0].type
+            assert isinstance(t, TensorType)
+            new = type(op)(list(op.operands), [with_element_type(t, ftype)], dict(op.attributes))
+            new.results[0].name_hint = op.results[0].name_hint
+            Rewriter.replace_op(op, [new])
 
     def quantize_layer_per_token(self, layer: OnnxOp) -> None:
         """Gemm with dynamic per-token activations: the row scales exist only at run time,

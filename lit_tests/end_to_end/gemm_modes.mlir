@@ -26,28 +26,29 @@
 // RUN: not spaq compile %examples/digits/digits_cnn.onnx --shape input=1x1x8x8 --precision int3 -o %t.err 2>&1 | filecheck %s --check-prefix=CLI-PRECISION
 // RUN: not spaq compile %examples/digits/digits_cnn.onnx --shape input=1x1x8x8 --sparsity block-4 -o %t.err 2>&1 | filecheck %s --check-prefix=CLI-SPARSITY
 
-// Float layers: weights rounded to the type (fp8 saturating), the input cast on the vector
-// unit (VUN copy with the output type), the GEMM in the type's mode (f16 for f16 / bf16, f8).
+// Float layers: weights rounded to the type (fp8 saturating), the graph input cast on the
+// vector unit (VUN copy with the output type), the GEMM in the type's mode (f16 for f16 /
+// bf16, f8); fc1 feeds only fc2, of the same type, so its EPILOGUE writes that type.
 // FP32:     sparrow.segment "fc2.wgt" kind=values dtype=f32 addr={{[0-9]+}} shape=[8, 8]
 // FP32:     sparrow.gemm adtype=f32 wdtype=f32 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 {layer = "fc2"}
 
 // FP16:     sparrow.segment "fc2.wgt" kind=values dtype=f16 addr={{[0-9]+}} shape=[8, 8]
-// FP16:     sparrow.vun op=copy src=0 odtype=f16 dst=128 rows=1 cols=8 {layer = "r1.f16"}
+// FP16:     sparrow.epilogue mode=float odtype=f16 bias=1 relu=1 {{.*}} {layer = "fc1"}
 // FP16:     sparrow.gemm adtype=f16 wdtype=f16 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 {layer = "fc2"}
 
 // BF16:     sparrow.segment "fc2.wgt.n0k0" kind=values dtype=bf16 addr={{[0-9]+}} shape=[8, 4]
 // BF16:     sparrow.segment "fc2.meta.n0k0" kind=metadata dtype=u8 addr={{[0-9]+}} shape=[1, 2]
-// BF16:     sparrow.vun op=copy src=0 odtype=bf16 dst=128 rows=1 cols=8 {layer = "r1.bf16"}
+// BF16:     sparrow.epilogue mode=float odtype=bf16 bias=1 relu=1 {{.*}} {layer = "fc1"}
 // BF16:     sparrow.bsgemm adtype=bf16 wdtype=bf16 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 meta=0 br=4 bc=4 nb=2 {layer = "fc2"}
 
 // E4M3:     sparrow.segment "fc2.wgt" kind=values dtype=f8e4m3 addr={{[0-9]+}} shape=[8, 4]
 // E4M3:     sparrow.segment "fc2.meta" kind=metadata dtype=u2 addr={{[0-9]+}} shape=[8, 4]
-// E4M3:     sparrow.vun op=copy src=0 odtype=f8e4m3 dst=128 rows=1 cols=8 {layer = "r1.f8e4m3fn"}
+// E4M3:     sparrow.epilogue mode=float odtype=f8e4m3 bias=1 relu=1 {{.*}} {layer = "fc1"}
 // E4M3:     sparrow.spgemm adtype=f8e4m3 wdtype=f8e4m3 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 meta=0 nm_n=2 nm_m=4 {layer = "fc2"}
 
 // E5M2:     sparrow.segment "fc2.wgt.n0k0" kind=values dtype=f8e5m2 addr={{[0-9]+}} shape=[1, 32]
 // E5M2:     sparrow.segment "fc2.meta.n0k0" kind=metadata dtype=u8 addr={{[0-9]+}} shape=[1, 41]
-// E5M2:     sparrow.vun op=copy src=0 odtype=f8e5m2 dst=128 rows=1 cols=8 {layer = "r1.f8e5m2"}
+// E5M2:     sparrow.epilogue mode=float odtype=f8e5m2 bias=1 relu=1 {{.*}} {layer = "fc1"}
 // E5M2:     sparrow.usgemm adtype=f8e5m2 wdtype=f8e5m2 acc=0 act=64 wgt=0 m=1 k=8 n=8 accumulate=0 fmt=csr meta=0 nnz=32 {layer = "fc2"}
 
 // Integer layers take int8 activations: int8 / int4 / int2 weights run in the i8 mode;
