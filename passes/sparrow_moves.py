@@ -1,8 +1,9 @@
 """Data movement on Sparrow: ops whose every result element is one element of an input or a
 fill constant (Concat, Split, Pad, Tile, DepthToSpace, SpaceToDepth, Resize `nearest`, and
-the Slice / Gather / GatherND with constant indices that no DMA strides describe, a diagonal
-Einsum); Resize modes that weigh several inputs (`resample`); GatherND by run-time index
-tuples (`gathernd`); and copies of graph outputs that are inputs, constants or views (`copy_out`).
+the Slice / Gather / GatherND with constant indices that no DMA strides describe, a
+one-operand Einsum that sums nothing); Resize modes that weigh several inputs (`resample`);
+GatherND by run-time index tuples (`gathernd`); and copies of graph outputs that are inputs,
+constants or views (`copy_out`).
 
 A `move` layer's **selection map** says, for each result element, which source element it is:
 it is computed by running the op's evaluator kernel on the sources' element ids (the same
@@ -78,14 +79,14 @@ def is_move_op(op: Operation) -> bool:
 
 
 def _diagonal(op: Operation) -> bool:
-    """A one-operand Einsum that repeats a letter and sums over none (`...ii->...i`): each
-    result element is one input element."""
+    """A one-operand Einsum that sums over no letter (`ij->ji`, `...ii->...i`): each result
+    element is one input element (a transpose, a diagonal)."""
     equation = str(op.attr("equation", "")).replace(" ", "")
     if "->" not in equation or len(op.operands) != 1:
         return False
     lhs, rhs = equation.split("->")
-    letters = [c for c in lhs if c.isalpha()]
-    return len(set(letters)) < len(letters) and set(letters) <= set(rhs)
+    letters = {c for c in lhs if c.isalpha()}
+    return letters == {c for c in rhs if c.isalpha()}
 
 
 def selection(op: Operation, store, offsets: list[np.ndarray]) -> list[np.ndarray]:
