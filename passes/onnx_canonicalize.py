@@ -8,6 +8,9 @@
   A MatMul by a constant matrix (with a constant bias added after it) becomes the same
   Gemm between two free Reshapes; chains of Reshapes collapse.
 - GELU written out as x·0.5·(1 + erf(x/√2)) becomes onnx.Gelu (FuseGelu).
+- CastLike is a Cast; a Gemm by an activation B is MatMul, Mul by alpha, Add of beta·C; the
+  forms of canonical_forms.py (empty inputs fold, 1-D MatMul, simple Einsum, BatchNorm /
+  InstanceNorm as affine ops / LayerNorm, 16-bit float MatMul in float32).
 - Shape subgraphs fold away: `onnx.Shape` of any tensor is a constant (shapes are static
   after import), and any op whose inputs are all constants is evaluated by the reference
   evaluator and replaced by an `onnx.Initializer`.
@@ -45,6 +48,9 @@ from spaq.compiler.evaluator import KERNELS, Evaluation
 from spaq.compiler.onnx_import import type_of_array
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.onnx import OPS, InitializerOp, NoValueOp, OnnxOp
+from spaq.passes.canonical_forms import (
+    BatchNormToAffine, FoldEmpty, InstanceNormToLayerNorm, MatMulInFloat32, MatMulVector, SimpleEinsum,
+)
 
 
 def constant_of(store: WeightStore, value: SSAValue) -> np.ndarray | None:
@@ -423,6 +429,7 @@ class OnnxCanonicalizePass(ModulePass):
         patterns = [EraseIdentity(), DropoutMaskToConstant(store), CastLikeToCast(), GemmByActivation(store),
                     FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
                     CollapseReshapes(), FuseGelu(store), ExpandHardActivations(store),
-                    FoldShape(store),
+                    FoldShape(store), FoldEmpty(store), MatMulVector(store), SimpleEinsum(store),
+                    BatchNormToAffine(store), InstanceNormToLayerNorm(store), MatMulInFloat32(),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -172,9 +172,12 @@ def lower(lw, layer) -> None:
                ("ArgMin", False): ReduceOp.ARGMIN, ("ArgMin", True): ReduceOp.ARGMIN_LAST}[(t, last)]
         emit("vred", op=rop, dtype=xd, src=X, odtype=od, dst=S, **tile)
     elif t == "Softmax":
-        if xd is not DType.F32:
-            raise SpaqError(f"layer '{layer.name}': Softmax runs on fp32 inputs")
-        emit("softmax", src=X, dst=Y, **tile)
+        if xd is not DType.F32:  # SOFTMAX reads and writes f32: convert in, and out again below
+            emit("vun", op=UnaryOp.COPY, dtype=xd, src=X, dst=Y, **tile)
+            emit("softmax", src=Y, dst=X, **tile)
+            emit("vun", op=UnaryOp.COPY, src=X, odtype=od, dst=Y, **tile)
+        else:
+            emit("softmax", src=X, dst=Y, **tile)
     elif t == "LogSoftmax":
         emit("vred", op=ReduceOp.MAX, dtype=xd, src=X, dst=M, **tile)
         emit("vbin", op=BinaryOp.SUB, dtype=xd, src=X, bcast=Bcast.COL, src1=M, dst=Y, **tile)

@@ -54,11 +54,13 @@ func.func @main(%x: tensor<1x1x4x4xf32> {onnx.name = "input"}) -> (tensor<1x2x4x
 
 // -----
 
-// The Conv's result has a second use: the BatchNormalization stays, nothing is folded.
+// The Conv's result has a second use: nothing is folded into the Conv; the BatchNormalization
+// becomes x · a + b with per-channel constants (canonical_forms.py).
 // CHECK-LABEL: func.func @main
 // CHECK-NOT:   bnfold
 // CHECK:       %[[C:[^ ]+]] = onnx.Conv(%x, %w)
-// CHECK:       %[[BN:[^ ]+]] = onnx.BatchNormalization(%[[C]], %g, %be, %mu, %var)
+// CHECK:       %[[M:[^ ]+]] = onnx.Mul(%[[C]], %{{.*}}) : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>)
+// CHECK:       %[[BN:[^ ]+]] = onnx.Add(%[[M]], %{{.*}})
 // CHECK-NEXT:  func.return %[[BN]], %[[C]]
 // CHECK:       // {{-----}}
 func.func @main(%x: tensor<1x1x4x4xf32> {onnx.name = "input"}) -> (tensor<1x2x4x4xf32> {onnx.name = "out"}, tensor<1x2x4x4xf32> {onnx.name = "conv"}) {

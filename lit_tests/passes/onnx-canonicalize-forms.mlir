@@ -1,0 +1,63 @@
+// onnx-canonicalize's forms for Sparrow (passes/canonical_forms.py, CastLikeToCast).
+// RUN: awk '/^\/\/ -----$/{i++; next} i==0' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=MM
+// RUN: awk '/^\/\/ -----$/{i++; next} i==1' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=EIN
+// RUN: awk '/^\/\/ -----$/{i++; next} i==2' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=EMPTY
+// RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=CAST
+// RUN: awk '/^\/\/ -----$/{i++; next} i==4' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=BN
+
+// MatMul with a 1-D operand: a [1, K] row, MatMul, the result reshaped (free views).
+// MM: onnx.Reshape(%a, %{{.*}}) : (tensor<4xf32>, tensor<2xi64>) -> tensor<1x4xf32>
+// MM-NEXT: onnx.MatMul({{.*}}) : (tensor<1x4xf32>, tensor<2x4x3xf32>) -> tensor<2x1x3xf32>
+// MM: onnx.Reshape({{.*}}) : (tensor<2x1x3xf32>, tensor<2xi64>) -> tensor<2x3xf32>
+func.func @main(%a: tensor<4xf32> {onnx.name = "a"}, %b: tensor<2x4x3xf32> {onnx.name = "b"}) -> (tensor<2x3xf32> {onnx.name = "c"}) {
+  %c = onnx.MatMul(%a, %b) {onnx.node = "mm1"} : (tensor<4xf32>, tensor<2x4x3xf32>) -> tensor<2x3xf32>
+  func.return %c : tensor<2x3xf32>
+}
+
+// -----
+
+// Einsum: a batched matmul is MatMul, a sum over a letter is ReduceSum.
+// EIN: %z = onnx.MatMul(%x, %y) : (tensor<5x2x3xf32>, tensor<5x3x4xf32>) -> tensor<5x2x4xf32>
+// EIN: onnx.ReduceSum(%s, %{{.*}}) {keepdims = 0 : i64} : (tensor<3x4xf32>, tensor<1xi64>) -> tensor<3xf32>
+// EIN-NOT: onnx.Einsum
+func.func @main(%x: tensor<5x2x3xf32> {onnx.name = "x"}, %y: tensor<5x3x4xf32> {onnx.name = "y"}, %s: tensor<3x4xf32> {onnx.name = "s"}) -> (tensor<5x2x4xf32> {onnx.name = "z"}, tensor<3xf32> {onnx.name = "t"}) {
+  %z = onnx.Einsum(%x, %y) {equation = "bij, bjk -> bik", onnx.node = "e1"} : (tensor<5x2x3xf32>, tensor<5x3x4xf32>) -> tensor<5x2x4xf32>
+  %t = onnx.Einsum(%s) {equation = "ij->i", onnx.node = "e2"} : (tensor<3x4xf32>) -> tensor<3xf32>
+  func.return %z, %t : tensor<5x2x4xf32>, tensor<3xf32>
+}
+
+// -----
+
+// A reduction of an empty graph input is a constant.
+// EMPTY: %y.folded = onnx.Initializer "y.folded" : tensor<2x1x4xf32>
+// EMPTY-NEXT: func.return %y.folded
+func.func @main(%x: tensor<2x0x4xf32> {onnx.name = "x"}) -> (tensor<2x1x4xf32> {onnx.name = "y"}) {
+  %axes = onnx.Initializer "axes" = dense<[1]> : tensor<1xi64> : tensor<1xi64>
+  %y = onnx.ReduceProd(%x, %axes) {keepdims = 1 : i64, onnx.node = "p1"} : (tensor<2x0x4xf32>, tensor<1xi64>) -> tensor<2x1x4xf32>
+  func.return %y : tensor<2x1x4xf32>
+}
+
+// -----
+
+// CastLike is a Cast to the other operand's element type.
+// CAST: onnx.Cast(%x) {onnx.node = "cl1", to = 16 : i64} : (tensor<3x4xf32>) -> tensor<3x4xbf16>
+func.func @main(%x: tensor<3x4xf32> {onnx.name = "x"}) -> (tensor<3x4xbf16> {onnx.name = "y"}) {
+  %like = onnx.Initializer "like" = dense<1.0> : tensor<1xbf16> : tensor<1xbf16>
+  %y = onnx.CastLike(%x, %like) {onnx.node = "cl1"} : (tensor<3x4xf32>, tensor<1xbf16>) -> tensor<3x4xbf16>
+  func.return %y : tensor<3x4xbf16>
+}
+
+// -----
+
+// BatchNormalization with run-time statistics: a = γ / √(σ² + ε), b = β − μ · a on the [C]
+// vectors, then x · a + b with a and b seen as [C, 1, 1] (Reshape views).
+// BN: onnx.Add(%v, %batchnorm.eps)
+// BN-NEXT: onnx.Sqrt
+// BN-NEXT: onnx.Div(%s,
+// BN: onnx.Reshape({{.*}}) : (tensor<3xf32>, tensor<3xi64>) -> tensor<3x1x1xf32>
+// BN-NEXT: onnx.Mul(%x, {{.*}}) : (tensor<2x3x4x5xf32>, tensor<3x1x1xf32>) -> tensor<2x3x4x5xf32>
+// BN-NOT: onnx.BatchNormalization
+func.func @main(%x: tensor<2x3x4x5xf32> {onnx.name = "x"}, %s: tensor<3xf32> {onnx.name = "s"}, %b: tensor<3xf32> {onnx.name = "b"}, %m: tensor<3xf32> {onnx.name = "m"}, %v: tensor<3xf32> {onnx.name = "v"}) -> (tensor<2x3x4x5xf32> {onnx.name = "y"}) {
+  %y = onnx.BatchNormalization(%x, %s, %b, %m, %v) {epsilon = 1.0e-05 : f32, onnx.node = "bn1"} : (tensor<2x3x4x5xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3x4x5xf32>
+  func.return %y : tensor<2x3x4x5xf32>
+}

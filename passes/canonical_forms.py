@@ -1,0 +1,275 @@
+"""onnx-canonicalize patterns that put ops into the forms Sparrow's layers run (used by
+passes/onnx_canonicalize.py; every rewrite keeps the graph's values, the evaluator runs both):
+
+- an op on an empty graph input (no elements) whose other operands are constants is a
+  constant: evaluated once (ReduceSum over an empty axis is zeros, ReduceProd ones, ...);
+- MatMul with a 1-D operand is MatMul of that operand reshaped to a row (or a column), then a
+  Reshape to the result (both free views);
+- Einsum with a transpose, a sum over axes, an inner product or a batched matmul equation is
+  Transpose / ReduceSum / Mul + ReduceSum / MatMul;
+- BatchNormalization (inference, not after a Conv) is x · a + b with per-channel a, b computed
+  from the statistics; InstanceNormalization is LayerNormalization over the spatial axes
+  then the per-channel scale and bias;
+- a MatMul between 16-bit float activations is a float32 MatMul between Casts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, TensorType, i64
+from xdsl.ir import BlockArgument, Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+
+from spaq.compiler.evaluator import KERNELS, Evaluation
+from spaq.compiler.weights import WeightStore
+from spaq.dialects.onnx import OPS, NoValueOp, OnnxOp
+
+
+def _shape(v: SSAValue) -> tuple[int, ...]:
+    return tuple(v.type.get_shape())
+
+
+def _empty(v: SSAValue) -> bool:
+    return isinstance(v.type, TensorType) and 0 in _shape(v)
+
+
+@dataclass
+class FoldEmpty(RewritePattern):
+    """An op reading an empty tensor, with every other operand a constant, is a constant."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.compiler.types import numpy_dtype
+        from spaq.passes.onnx_canonicalize import constant_of, new_initializer
+
+        if not isinstance(op, OnnxOp) or op.name not in KERNELS or not op.operands:
+            return
+        args, empty = [], False
+        for v in op.operands:
+            if isinstance(v.owner, NoValueOp):
+                args.append(None)
+                continue
+            c = constant_of(self.store, v)
+            if c is None and _empty(v) and isinstance(v, BlockArgument):  # a graph input's shape is its feed's
+                c, empty = np.zeros(_shape(v), numpy_dtype(v.type.element_type)), True
+            if c is None:
+                return
+            args.append(c)
+        if not empty:
+            return
+        results = Evaluation(self.store).run_op(op, args)
+        base = op.results[0].name_hint or op.op_type.lower()
+        new_ops = [new_initializer(self.store, base, "folded", np.asarray(r)) for r in results]
+        rewriter.replace(op, new_ops, [n.output for n in new_ops])
+
+
+def _reshape(store: WeightStore, v: SSAValue, shape: tuple[int, ...], new: list[Operation]) -> SSAValue:
+    from spaq.passes.onnx_canonicalize import new_initializer
+
+    s = new_initializer(store, "shape", "mm", np.array(shape, np.int64))
+    r = OPS["Reshape"]([v, s.output], [TensorType(v.type.element_type, list(shape))])
+    new += [s, r]
+    return r.results[0]
+
+
+@dataclass
+class MatMulVector(RewritePattern):
+    """MatMul with a 1-D operand: a [1, K] row (A) or a [K, 1] column (B), then the result
+    reshaped (numpy's matmul rule)."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, OnnxOp) or op.op_type != "MatMul":
+            return
+        a, b = op.operands
+        if len(_shape(a)) > 1 and len(_shape(b)) > 1:
+            return
+        new: list[Operation] = []
+        a2 = _reshape(self.store, a, (1, _shape(a)[0]), new) if len(_shape(a)) == 1 else a
+        b2 = _reshape(self.store, b, (_shape(b)[0], 1), new) if len(_shape(b)) == 1 else b
+        sa, sb = _shape(a2), _shape(b2)
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        mm = OPS["MatMul"]([a2, b2], [TensorType(op.results[0].type.element_type, [*batch, sa[-2], sb[-1]])])
+        new.append(mm)
+        y = _reshape(self.store, mm.results[0], _shape(op.results[0]), new)
+        y.name_hint = op.results[0].name_hint
+        rewriter.replace(op, new, [y])
+
+
+@dataclass
+class SimpleEinsum(RewritePattern):
+    """Einsum equations that are one of the ops Sparrow runs: a permutation (Transpose), a sum
+    over letters of one operand (ReduceSum, after a Transpose if the kept letters move), an
+    inner product (Mul, ReduceSum), a batched matmul `...ij,...jk->...ik` (MatMul)."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "Einsum":
+            return
+        eq = op.attr("equation")
+        eq = (eq.decode() if isinstance(eq, bytes) else str(eq)).replace(" ", "")
+        if "..." in eq:
+            return
+        lhs, _, rhs = eq.partition("->")
+        terms = lhs.split(",")
+        if "->" not in eq:
+            rhs = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+        if len(terms) != len(op.operands) or any(len(t) != len(_shape(v)) for t, v in zip(terms, op.operands)):
+            return
+        if any(len(set(t)) != len(t) for t in terms):
+            return  # a diagonal
+        out_type = op.results[0].type
+        new: list[Operation] = []
+
+        def reduce_sum(v: SSAValue, letters: str, keep: str) -> SSAValue:
+            axes = [i for i, c in enumerate(letters) if c not in keep]
+            kept = [c for c in letters if c in keep]
+            if axes:
+                ax = new_initializer(self.store, "axes", "einsum", np.array(axes, np.int64))
+                shape = [n for c, n in zip(letters, _shape(v)) if c in keep]
+                r = OPS["ReduceSum"]([v, ax.output], [TensorType(out_type.element_type, shape)],
+                                     {"keepdims": IntegerAttr(0, i64)})
+                new.extend([ax, r])
+                v = r.results[0]
+            if kept != list(keep):
+                perm = [kept.index(c) for c in keep]
+                t = OPS["Transpose"]([v], [TensorType(out_type.element_type, [_shape(v)[p] for p in perm])],
+                                     {"perm": DenseArrayBase.from_list(i64, perm)})
+                new.append(t)
+                v = t.results[0]
+            return v
+
+        if len(terms) == 1 and terms[0] == rhs:  # the identity
+            rewriter.replace(op, [], [op.operands[0]])
+            return
+        if len(terms) == 1 and set(rhs) <= set(terms[0]):
+            y = reduce_sum(op.operands[0], terms[0], rhs)
+        elif len(terms) == 2 and terms[0] == terms[1] and set(rhs) <= set(terms[0]) and \
+                _shape(op.operands[0]) == _shape(op.operands[1]):
+            mul = OPS["Mul"]([op.operands[0], op.operands[1]], [op.operands[0].type])
+            new.append(mul)
+            y = reduce_sum(mul.results[0], terms[0], rhs)
+        elif len(terms) == 2 and len(rhs) >= 2 and len(terms[0]) == len(terms[1]) == len(rhs):
+            b, (i, j), (j2, k) = rhs[:-2], terms[0][-2:], terms[1][-2:]
+            if not (terms[0][:-2] == terms[1][:-2] == b and j == j2 and rhs[-2:] == i + k and len({i, j, k}) == 3):
+                return
+            mm = OPS["MatMul"]([op.operands[0], op.operands[1]], [out_type])
+            new.append(mm)
+            y = mm.results[0]
+        else:
+            return
+        if not new:
+            return
+        y.name_hint = op.results[0].name_hint
+        rewriter.replace(op, new, [y])
+
+
+@dataclass
+class BatchNormToAffine(RewritePattern):
+    """Inference BatchNormalization (not after a Conv, which folds it into its weights):
+    y = x · a + b with a = γ / √(σ² + ε), b = β − μ · a per channel, computed on the [C]
+    vectors (folded when they are constants) and broadcast as [C, 1, ...] views."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "BatchNormalization" or len(op.results) != 1:
+            return
+        if op.attr("training_mode", 0) or len(_shape(op.operands[0])) < 2:
+            return
+        x, gamma, beta, mean, var = op.operands[:5]
+        vt = gamma.type
+        new: list[Operation] = []
+
+        def node(t: str, *args: SSAValue) -> SSAValue:
+            o = OPS[t](list(args), [vt])
+            new.append(o)
+            return o.results[0]
+
+        eps = new_initializer(self.store, "batchnorm", "eps", np.array(op.attr("epsilon", 1e-5),
+                                                                    np.dtype(_np(vt.element_type))))
+        new.append(eps)
+        a = node("Div", gamma, node("Sqrt", node("Add", var, eps.output)))
+        b = node("Sub", beta, node("Mul", mean, a))
+        shape = (_shape(gamma)[0],) + (1,) * (len(_shape(x)) - 2)
+        mul = OPS["Mul"]([x, _reshape(self.store, a, shape, new)], [x.type])
+        new.append(mul)
+        add = OPS["Add"]([mul.results[0], _reshape(self.store, b, shape, new)], [op.results[0].type])
+        new.append(add)
+        add.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, new)
+
+
+def _np(t) -> np.dtype:
+    from spaq.compiler.types import numpy_dtype
+
+    return numpy_dtype(t)
+
+
+@dataclass
+class InstanceNormToLayerNorm(RewritePattern):
+    """InstanceNormalization is LayerNormalization over the spatial axes (axis 2, γ = 1) of
+    each (image, channel), then the per-channel scale and bias as [C, 1, ...] views."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "InstanceNormalization":
+            return
+        x, scale, bias = op.operands
+        if len(_shape(x)) < 3:
+            return
+        new: list[Operation] = []
+        ones = new_initializer(self.store, "instancenorm", "ones", np.ones(_shape(x)[2:], _np(x.type.element_type)))
+        new.append(ones)
+        attrs = {"axis": IntegerAttr(2, i64)}
+        if "epsilon" in op.attributes:
+            attrs["epsilon"] = op.attributes["epsilon"]
+        ln = OPS["LayerNormalization"]([x, ones.output], [x.type], attrs)
+        new.append(ln)
+        shape = (_shape(scale)[0],) + (1,) * (len(_shape(x)) - 2)
+        mul = OPS["Mul"]([ln.results[0], _reshape(self.store, scale, shape, new)], [x.type])
+        new.append(mul)
+        add = OPS["Add"]([mul.results[0], _reshape(self.store, bias, shape, new)], [op.results[0].type])
+        new.append(add)
+        add.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, new)
+
+
+class MatMulInFloat32(RewritePattern):
+    """A MatMul between two 16-bit float activations runs as a float32 MatMul between Casts
+    (Sparrow's activation matmul is fp32); the result rounds back to the 16-bit type."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from xdsl.dialects.builtin import BFloat16Type, Float16Type, f32
+
+        from spaq.compiler.types import onnx_element_type
+        from spaq.passes.compression import is_constant
+
+        if not isinstance(op, OnnxOp) or op.op_type != "MatMul":
+            return
+        a, b = op.operands
+        t = op.results[0].type.element_type
+        if not isinstance(t, (Float16Type, BFloat16Type)) or is_constant(a) or is_constant(b):
+            return
+        if a.type.element_type != t or b.type.element_type != t:
+            return
+        to32 = {"to": IntegerAttr(1, i64)}
+        ca = OPS["Cast"]([a], [TensorType(f32, list(_shape(a)))], to32)
+        cb = OPS["Cast"]([b], [TensorType(f32, list(_shape(b)))], to32)
+        mm = OPS["MatMul"]([ca.results[0], cb.results[0]], [TensorType(f32, list(_shape(op.results[0])))])
+        back = OPS["Cast"]([mm.results[0]], [op.results[0].type], {"to": IntegerAttr(onnx_element_type(t), i64)})
+        back.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, [ca, cb, mm, back])
