@@ -9,7 +9,10 @@ shape once (`cost.instruction_cost`), times how often the tile loops repeat it â
 included, so the DRAM bytes it predicts are the bytes the simulator counts, exactly. Its
 cycles are the instructions' cycles summed, as the report's per-layer cycles are; under
 activation skipping (`askip`) the simulator counts fewer MACs than predicted. A fused tail
-(a vector layer on the GEMM's result tile) is its own layer and not priced here.
+(a vector layer on the GEMM's result tile) is its own layer and not priced here. Not modelled
+yet (no estimate rather than a wrong one): block and unstructured weights (compressed tile by
+tile, their sizes depend on the values), convs in bands of output rows, reduction chunks or
+groups, per-token GEMMs with codebook weights.
 
 For the MiniLM W8A8 query projection (m=128, k=384, n=384, tiles n=128):
 
@@ -25,7 +28,7 @@ from spaq.backends.sparrow import packing
 from spaq.backends.sparrow.cost import Cost, instruction_cost
 from spaq.backends.sparrow.isa import BY_MNEMONIC, BinaryOp, Bcast, Buffer, DType, EpilogueMode, Instruction
 from spaq.backends.sparrow.target import Target
-from spaq.dialects.sparse import NMAttr, encoding_of
+from spaq.passes.compression import decision_of
 from spaq.passes.sparrow_layers import Layer, dram_dtype, element_type, meta_pitch, weight_columns
 
 
@@ -39,15 +42,16 @@ class _Tally:
     """Instructions counted by shape; priced once per shape. `of(layer)` is the tally of a
     layer whose instructions the lowering emits inside this one's (a sibling GEMM)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, askip: bool = False) -> None:
         self.name = name
+        self.askip = askip  # the layer's GEMMs skip zero activations
         self.counts: Counter = Counter()
         self.others: dict[str, _Tally] = {}
 
     def of(self, layer: Layer) -> _Tally:
         if layer.name == self.name:
             return self
-        return self.others.setdefault(layer.name, _Tally(layer.name))
+        return self.others.setdefault(layer.name, _Tally(layer.name, self.askip))
 
     def add(self, count: int, mnemonic: str, **fields: int) -> None:
         if count:
@@ -93,18 +97,28 @@ def param_blocks(layer: Layer) -> list[tuple[DType, int]]:
 
 
 def _gemm_tile(t: _Tally, layer: Layer, count: int, m: int, k: int, n: int, accumulate: bool) -> None:
-    """LOAD WGT (+ LOAD META) and the GEMM of one tile, `count` times."""
-    encoding = encoding_of(layer.weight.type)
-    if encoding is not None and not isinstance(encoding, NMAttr):
+    """LOAD WGT (+ LOAD META) and the GEMM of one tile, `count` times, in the layer's mode
+    (`gemm_modes`); a codebook layer's table LOAD is `_codebook`'s."""
+    gw = layer.gemm_weights
+    if not gw.sliced:
         raise NotImplementedError("block and unstructured weights")  # their tiles are compressed one by one
-    wd = layer.wdtype
+    wd = gw.wdtype
     t.dma(count, "load", Buffer.WGT, wd, n, weight_columns(layer, k))
-    fields_ = dict(adtype=layer.adtype, wdtype=wd, m=m, k=k, n=n, accumulate=int(accumulate))
+    fields_ = dict(adtype=layer.adtype, wdtype=wd, m=m, k=k, n=n, accumulate=int(accumulate), **gw.fields())
+    if t.askip:
+        fields_["askip"] = 1
     if layer.nm is None:
         t.add(count, "gemm", **fields_)
         return
     t.dma(count, "load", Buffer.META, packing.nm_index_dtype(layer.nm[1]), n, meta_pitch(layer, k))
     t.add(count, "spgemm", **fields_, nm_n=layer.nm[0], nm_m=layer.nm[1])
+
+
+def _codebook(t: _Tally, layer: Layer) -> None:
+    """A codebook layer LOADs its table into PARAM once."""
+    gw = layer.gemm_weights
+    if gw.entries:
+        t.dma(1, "load", Buffer.PARAM, gw.cdtype, 1, gw.entries)
 
 
 def _finish(t: _Tally, layer: Layer, count: int, m: int, n: int) -> None:
@@ -127,6 +141,7 @@ def _finish(t: _Tally, layer: Layer, count: int, m: int, n: int) -> None:
 def _gemm(t: _Tally, layer: Layer) -> None:
     tiles = layer.tiles()
     m, k, n = layer.mkn
+    _codebook(t, layer)
     for mt, cm in _sizes(m, tiles.get("m", m)):
         for nt, cn in _sizes(n, tiles["n"]):
             for kt, ck in _sizes(k, tiles["k"]):
@@ -144,6 +159,8 @@ def _gemm_dynamic(t: _Tally, layer: Layer) -> None:
     tiles = layer.tiles()
     m, k, _ = layer.mkn
     xd = dram_dtype(element_type(layer.input))
+    if any(one.gemm_weights.entries for one in [layer, *layer.siblings]):
+        raise NotImplementedError("codebook tables shared by per-token siblings")
     for mt, cm in _sizes(m, tiles.get("m", m)):
         t.dma(cm, "load", Buffer.ACT, xd, mt, k)
         t.add(cm, "vquant", odtype=layer.adtype, dtype=xd, rows=mt, cols=k)
@@ -154,15 +171,18 @@ def _gemm_dynamic(t: _Tally, layer: Layer) -> None:
 
 
 def _conv(t: _Tally, layer: Layer) -> None:
+    """A conv whose output rows form one band and whose reduction is one chunk: per image,
+    LOAD the input (HWC), IM2COL, then per N tile the GEMM, epilogue and STORE."""
     g, tiles = layer.conv, layer.tiles()
-    if g.get("g", 1) != 1:
-        raise NotImplementedError("grouped convolutions")
     m, k, n = layer.mkn
+    if g.get("g", 1) != 1 or tiles.get("m", m) < m or tiles.get("k", k) < k:
+        raise NotImplementedError("grouped convolutions, bands of output rows, reduction chunks")
     images = layer.batch
+    _codebook(t, layer)
     t.dma(images, "load", Buffer.ACT, layer.adtype, g["h"] * g["w"], g["c"])
     t.add(images, "im2col", dtype=layer.adtype, **{f: g[f] for f in ("c", "h", "w", "kh", "kw", "sh", "sw", "pt",
                                                                       "pl", "pb", "pr", "dh", "dw")})
-    for nt, cn in _sizes(n, tiles["n"]):
+    for nt, cn in _sizes(n, tiles.get("n", n)):
         _gemm_tile(t, layer, images * cn, m, k, nt, False)
         _finish(t, layer, images * cn, m, nt)
 
@@ -180,7 +200,8 @@ def estimate_layers(layers: list[Layer], target: Target) -> dict[str, Cost]:
         model = ESTIMATORS.get(layer.kind)
         if model is None:
             continue
-        t = _Tally(layer.name)
+        decision = decision_of(layer.head)
+        t = _Tally(layer.name, bool(decision is not None and decision.askip and "act_detect" in target.decode_per_cycle))
         try:
             model(t, layer)
         except NotImplementedError:

@@ -61,3 +61,39 @@ def test_transformer_block(tmp_path, target, precision):
     onnx.save(tb.build(seq=64, layers=1), path)
     c = compile_model(path, target=target, precision=precision)
     _check(c, tb.inputs(seq=64, valid=60), kinds=6)
+
+
+PRECISIONS = ["fp16", "bf16", "fp8-e4m3", "int4", "int2", "ternary", "binary", "codebook-16", "int4-a4", "int2-a2"]
+
+
+@pytest.mark.parametrize("sparsity", ["none", "2:4"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_gemm_modes(tmp_path, precision, sparsity):
+    """Every sliced weight format (plain, binary, ternary, codebook with its table) and
+    sub-byte activations, on the small MLP of the GEMM-mode tests."""
+    from test_compiled_gemm_modes import mlp
+
+    path, calib = mlp(tmp_path)
+    c = compile_model(path, target="datacenter", precision=precision, sparsity=sparsity, calibration=calib)
+    x = np.random.default_rng(2).standard_normal((2, 64)).astype(np.float32)
+    _check(c, {"x": x}, kinds=3)
+
+
+def test_askip_predicts_dense_work(tmp_path):
+    """Under activation skipping the simulator executes fewer MACs than the estimate (as
+    than the cost model): the bytes still agree exactly."""
+    from test_compiled_gemm_modes import mlp
+
+    path, calib = mlp(tmp_path)
+    c = compile_model(path, target="datacenter", precision="int8", calibration=calib, askip="relu")
+    counted = _counted_by_layer(c, {"x": np.random.default_rng(3).standard_normal((2, 64)).astype(np.float32)})
+    skipped = [n for n in c.estimates if counted[n].macs < c.estimates[n].macs]
+    assert skipped and all(c.estimates[n].dram_bytes == counted[n].dram_bytes for n in c.estimates)
+
+
+def test_unmodelled_layers_have_no_estimate(tmp_path):
+    from test_compiled_gemm_modes import mlp
+
+    path, calib = mlp(tmp_path)
+    c = compile_model(path, target="datacenter", precision="int8", sparsity="block-8x8", calibration=calib)
+    assert c.estimates == {}
