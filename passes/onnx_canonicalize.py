@@ -383,43 +383,6 @@ class FoldConstants(RewritePattern):
         rewriter.replace(op, new_ops, [n.output for n in new_ops])
 
 
-@dataclass
-class ExpandHardActivations(RewritePattern):
-    """HardSwish(x) = x · min(max(x / 6 + 0.5, 0), 1) and HardSigmoid(x) =
-    min(max(x · α + β, 0), 1) (float32) become the Div / Mul, Add, Max, Min and Mul they are
-    defined by, in the evaluator's order: elementwise ops a vector region computes (VBIN with
-    immediates), bit for bit what the evaluator computes for the two ops."""
-
-    store: WeightStore
-
-    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not is_op(op, "HardSwish", "HardSigmoid") or element_type_of(op.results[0].type) != f32:
-            return
-        x, t = op.operands[0], op.results[0].type
-        base = (op.results[0].name_hint or op.op_type.lower()).replace("/", "_")
-        attrs = {k: v for k, v in op.attributes.items() if k.startswith("onnx.")}
-        new_ops: list[Operation] = []
-
-        def const(value: float) -> SSAValue:
-            init = new_initializer(self.store, base, "c", np.float32(value))
-            new_ops.append(init)
-            return init.output
-
-        def step(op_type: str, a: SSAValue, b: SSAValue) -> SSAValue:
-            new_ops.append(OPS[op_type]([a, b], [t], dict(attrs)))
-            return new_ops[-1].results[0]
-
-        if op.op_type == "HardSwish":
-            v = step("Add", step("Div", x, const(6.0)), const(0.5))
-        else:
-            v = step("Add", step("Mul", x, const(op.attr("alpha", 0.2))), const(op.attr("beta", 0.5)))
-        v = step("Min", step("Max", v, const(0.0)), const(1.0))
-        if op.op_type == "HardSwish":
-            v = step("Mul", x, v)
-        v.name_hint = op.results[0].name_hint
-        rewriter.replace(op, new_ops, [v])
-
-
 @dataclass(frozen=True)
 class OnnxCanonicalizePass(ModulePass):
     name = "onnx-canonicalize"
@@ -428,7 +391,7 @@ class OnnxCanonicalizePass(ModulePass):
         store = weights_of(ctx)
         patterns = [EraseIdentity(), DropoutMaskToConstant(store), CastLikeToCast(), GemmByActivation(store),
                     FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
-                    CollapseReshapes(), FuseGelu(store), ExpandHardActivations(store),
+                    CollapseReshapes(), FuseGelu(store),
                     FoldShape(store), FoldEmpty(store), MatMulVector(store), SimpleEinsum(store),
                     BatchNormToAffine(store), InstanceNormToLayerNorm(store), MatMulInFloat32(),
                     FoldConstants(store)]
