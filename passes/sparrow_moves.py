@@ -13,11 +13,12 @@ construction. The map becomes instructions in one of three ways, the first that 
 - **Boxes** (`plan_boxes`): each source's elements fill one box of the result and are an
   affine view of the source there (Concat, Split, a constant Pad, most Slices): per box a
   LOAD and a STORE through the result's strides; a Pad's fill goes first, a LOAD of a
-  one-element constant with zero strides over a whole chunk, STOREd everywhere.
+  one-element constant with zero strides over a whole chunk, STOREd everywhere. A result
+  that repeats its source by integer factors (a nearest upsampling, a Tile) is one box per
+  phase (`plan_phases`).
 - **DMA pieces** (`plan_pieces`): the result's row-major order is cut into 2-D strided
   pieces (`rows` x `cols`, rows `rstride` and columns `cstride` source elements apart, both
-  >= 0), each one LOAD into consecutive scratchpad bytes (a nearest 2x upsampling is one
-  piece per output row), and the assembled chunk is STOREd.
+  >= 0), each one LOAD into consecutive scratchpad bytes, and the assembled chunk is STOREd.
 - **GATHER of elements** (`cols=1`, `rstride=1`), by a constant index segment, where the
   map is so irregular that pieces would be many (more than one per `GATHER_BELOW` elements):
   LOAD a chunk of indices, GATHER the elements, STORE the chunk.
@@ -266,6 +267,8 @@ def lower_move(lw, layer) -> None:
         if (m == 0).any() and fill_addr is None:
             fill_addr = _fill(lw, layer, op, dtype)
         boxes = plan_boxes(m, r, views)
+        if boxes is None and not (m == 0).any():
+            boxes = plan_phases(m, r, views)
         if boxes is not None:  # each source's elements a box of the result: LOAD it, STORE it into place
             _emit_boxes(lw, sram, step, dtype, dst, fill_addr if (m == 0).any() else None, boxes)
             continue
@@ -302,6 +305,66 @@ def plan_boxes(ids: np.ndarray, result: SSAValue, views: list[View]) -> list[tup
         target = View(result, sum(a * st for a, st in zip(lo, strides)), tuple(b - a for a, b in zip(lo, hi)), strides)
         out.append((source, target))
     return out
+
+
+def plan_phases(ids: np.ndarray, result: SSAValue, views: list[View]) -> list[tuple[View, View]] | None:
+    """(source view, result view) pairs for a result that repeats one source by integer
+    factors: a nearest upsampling (each dimension as [n, f]: phase inside) or a Tile (as
+    [f, n]: phase outside). Every phase of the result is then an affine view of the source
+    and a strided box of the result: per phase one LOAD and one STORE. None otherwise."""
+    from spaq.passes.sparrow_layers import affine_view, contiguous_strides
+
+    src = ids >> SHIFT
+    if ids.size == 0 or len(views) != 1 or (src != 1).any():
+        return None
+    shape, source = ids.shape, shape_of_view(views[0])
+    if len(shape) != len(source) or any(o % i for o, i in zip(shape, source)):
+        return None
+    factors = [o // i for o, i in zip(shape, source)]
+    phases = prod(factors)
+    if phases == 1 or phases > 64:
+        return None
+    strides = contiguous_strides(shape)
+    off = ids & MASK
+    for inside in (True, False):
+        refined, axes = [], []
+        for n, f in zip(shape, factors):
+            refined += ([n // f, f] if inside else [f, n // f]) if f > 1 else [n]
+            axes.append(len(refined) - (1 if inside else 2) if f > 1 else None)
+        grid = off.reshape(refined)
+        out = []
+        for phase in np.ndindex(*[f for f in factors if f > 1]):
+            index = [slice(None)] * len(refined)
+            at = dict(zip([a for a in axes if a is not None], phase))
+            for a, q in at.items():
+                index[a] = q
+            view = affine_view(views[0].root, grid[tuple(index)])
+            if view is None:
+                break
+            offset, box, st = 0, [], []
+            it = iter(phase)
+            for n, f, s_ in zip(shape, factors, strides):
+                if f == 1:
+                    box.append(n)
+                    st.append(s_)
+                    continue
+                q = next(it)
+                if inside:
+                    offset += q * s_
+                    box.append(n // f)
+                    st.append(s_ * f)
+                else:
+                    offset += q * (n // f) * s_
+                    box.append(n // f)
+                    st.append(s_)
+            out.append((view, View(result, offset, tuple(box), tuple(st))))
+        else:
+            return out
+    return None
+
+
+def shape_of_view(view: View) -> tuple[int, ...]:
+    return tuple(view.shape)
 
 
 def _emit_boxes(lw, sram, step: int, dtype: DType, dst: View, fill_addr: int | None,

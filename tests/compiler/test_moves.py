@@ -209,3 +209,21 @@ def test_einsum_diagonal_is_a_selection():
     m = _model([helper.make_node("Einsum", ["x"], ["y"], equation="...ii->...i")], [_vi("x", [2, 3, 4, 4])],
                [_vi("y", [2, 3, 4])])
     _check(m, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["Resize", "Tile"])
+def test_repeats_are_one_box_per_phase(op):
+    """A nearest 2x upsampling (phases inside each dimension) and a Tile (phases outside)
+    are, per phase, one LOAD of the source and one STORE through the result's strides."""
+    if op == "Resize":
+        node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest")
+        inits = [("s", np.array([1, 1, 2, 2], np.float32))]
+    else:
+        node = helper.make_node("Tile", ["x", "r"], ["y"])
+        inits = [("r", np.array([1, 1, 2, 2], np.int64))]
+    m = _model([node], [_vi("x", list(X.shape))], [_vi("y", [1, 2, 8, 12])], inits)
+    _check(m, {"x": X})
+    ops = [i for i in _mnemonics(m, {"x": X}) if i != "sync"]
+    assert ops.count("load") == 4 and "gather" not in ops  # a Tile's phase box spans channels: 2 STOREs each
+    if op == "Resize":
+        assert ops == ["load", "store"] * 4 + ["halt"]
