@@ -10,7 +10,8 @@ passes/onnx_canonicalize.py; every rewrite keeps the graph's values, the evaluat
 - BatchNormalization (inference, not after a Conv) is x · a + b with per-channel a, b computed
   from the statistics; InstanceNormalization is LayerNormalization over the spatial axes
   then the per-channel scale and bias;
-- a MatMul between 16-bit float activations is a float32 MatMul between Casts.
+- a MatMul between 16-bit float activations is a float32 MatMul between Casts;
+- LRN is x · (bias + alpha / size · Conv(x², banded ones))^(−beta).
 """
 
 from __future__ import annotations
@@ -273,3 +274,39 @@ class MatMulInFloat32(RewritePattern):
         back = OPS["Cast"]([mm.results[0]], [op.results[0].type], {"to": IntegerAttr(onnx_element_type(t), i64)})
         back.results[0].name_hint = op.results[0].name_hint
         rewriter.replace(op, [ca, cb, mm, back])
+
+
+@dataclass
+class LrnAsConv(RewritePattern):
+    """LRN on an NCHW tensor: the window sum of squares over channels is a 1x1 Conv of x² with
+    a constant banded [C, C] weight; y = x · (bias + alpha / size · s)^(−beta) (VBIN pow)."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "LRN":
+            return
+        x = op.operands[0]
+        shape = _shape(x)
+        if len(shape) != 4 or x.type.element_type != op.results[0].type.element_type:
+            return
+        dt = _np(x.type.element_type)
+        if dt != np.float32:
+            return
+        c, size = shape[1], op.attr("size")
+        lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+        band = np.array([[1.0 if o - lo <= i <= o + hi else 0.0 for i in range(c)] for o in range(c)], dt)
+        w = new_initializer(self.store, "lrn", "window", band.reshape(c, c, 1, 1))
+        consts = [new_initializer(self.store, "lrn", name, np.array(v, dt)) for name, v in
+                  (("alpha", op.attr("alpha", 1e-4) / size), ("bias", op.attr("bias", 1.0)),
+                   ("beta", -op.attr("beta", 0.75)))]
+        sq = OPS["Mul"]([x, x], [x.type])
+        s = OPS["Conv"]([sq.results[0], w.output], [x.type], {"kernel_shape": DenseArrayBase.from_list(i64, [1, 1])})
+        scaled = OPS["Mul"]([s.results[0], consts[0].output], [x.type])
+        base = OPS["Add"]([scaled.results[0], consts[1].output], [x.type])
+        p = OPS["Pow"]([base.results[0], consts[2].output], [x.type])
+        y = OPS["Mul"]([x, p.results[0]], [op.results[0].type])
+        y.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, [w, *consts, sq, s, scaled, base, p, y])

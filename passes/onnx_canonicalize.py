@@ -49,7 +49,7 @@ from spaq.compiler.onnx_import import type_of_array
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.onnx import OPS, InitializerOp, NoValueOp, OnnxOp
 from spaq.passes.canonical_forms import (
-    BatchNormToAffine, FoldEmpty, InstanceNormToLayerNorm, MatMulInFloat32, MatMulVector, SimpleEinsum,
+    BatchNormToAffine, FoldEmpty, InstanceNormToLayerNorm, LrnAsConv, MatMulInFloat32, MatMulVector, SimpleEinsum,
 )
 
 
@@ -393,6 +393,6 @@ class OnnxCanonicalizePass(ModulePass):
                     FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
                     CollapseReshapes(), FuseGelu(store),
                     FoldShape(store), FoldEmpty(store), MatMulVector(store), SimpleEinsum(store),
-                    BatchNormToAffine(store), InstanceNormToLayerNorm(store), MatMulInFloat32(),
+                    BatchNormToAffine(store), InstanceNormToLayerNorm(store), MatMulInFloat32(), LrnAsConv(store),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -40,6 +40,7 @@ class Imm:
 @dataclass(frozen=True)
 class Tmp:
     index: int
+    dtype: DType | None = None  # read / written as this type (default: the expansion's temporary type)
 
 
 OUT = "out"
@@ -55,6 +56,7 @@ class Micro:
     dst: object
     args: list
     scale: float = 1.0
+    odtype: DType | None = None  # the result's type when it is not the destination's own
 
 
 @dataclass
@@ -246,12 +248,28 @@ def _fp8_no_saturate(x: In, dst: DType, tiles: list[SSAValue]) -> Expansion | No
     neighbour: e4m3fn's maximum, the others' overflow), then a select."""
     mids = {DType.F8E4M3: (464.0, BinaryOp.LE), DType.F8E4M3FNUZ: (248.0, BinaryOp.LT),
             DType.F8E5M2FNUZ: (61440.0, BinaryOp.LT)}
+    if dst is DType.F8E5M2:
+        return _e5m2_no_saturate(x, tiles)
     if dst not in mids:
         return None
     mid, keep = mids[dst]
     s0 = Tmp(0)
     return Expansion([_un(UnaryOp.ABS, x, s0), _bin(keep, s0, Imm(mid), s0), _sel(s0, x, Imm(float("nan")))],
                      temps=1, tiles=tiles)
+
+
+def _e5m2_no_saturate(x: In, tiles: list[SSAValue]) -> Expansion:
+    """Cast to f8e5m2 with saturate=0: beyond the rounding midpoint 61440 (a tie rounds up)
+    the result is ±∞, which no (saturating) conversion writes, so its bytes are selected:
+    the saturated conversion's bytes read as u8, or 0x7c (+∞) / 0xfc (−∞)."""
+    s0, s1, s2 = Tmp(0, DType.F8E5M2), Tmp(1), Tmp(2)
+    return Expansion([
+        Micro("vun", UnaryOp.COPY, s0, [x], odtype=DType.F8E5M2),
+        _un(UnaryOp.ABS, x, s1), _bin(BinaryOp.GE, s1, Imm(61440.0), s1),
+        _bin(BinaryOp.GT, x, Imm(0.0), s2), _bin(BinaryOp.MUL, s2, Imm(-128.0), s2),
+        _bin(BinaryOp.ADD, s2, Imm(252.0), s2),  # +inf 0x7c where x > 0, -inf 0xfc elsewhere
+        Micro("vsel", None, OUT, [s1, s2, Tmp(0, DType.U8)], odtype=DType.U8),
+    ], temps=3, tiles=tiles)
 
 
 def _special(op: Operation, x: In) -> Expansion:

@@ -4,6 +4,7 @@
 // RUN: awk '/^\/\/ -----$/{i++; next} i==2' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=EMPTY
 // RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=CAST
 // RUN: awk '/^\/\/ -----$/{i++; next} i==4' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=BN
+// RUN: awk '/^\/\/ -----$/{i++; next} i==5' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=LRN
 
 // MatMul with a 1-D operand: a [1, K] row, MatMul, the result reshaped (free views).
 // MM: onnx.Reshape(%a, %{{.*}}) : (tensor<4xf32>, tensor<2xi64>) -> tensor<1x4xf32>
@@ -60,4 +61,17 @@ func.func @main(%x: tensor<3x4xf32> {onnx.name = "x"}) -> (tensor<3x4xbf16> {onn
 func.func @main(%x: tensor<2x3x4x5xf32> {onnx.name = "x"}, %s: tensor<3xf32> {onnx.name = "s"}, %b: tensor<3xf32> {onnx.name = "b"}, %m: tensor<3xf32> {onnx.name = "m"}, %v: tensor<3xf32> {onnx.name = "v"}) -> (tensor<2x3x4x5xf32> {onnx.name = "y"}) {
   %y = onnx.BatchNormalization(%x, %s, %b, %m, %v) {epsilon = 1.0e-05 : f32, onnx.node = "bn1"} : (tensor<2x3x4x5xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3x4x5xf32>
   func.return %y : tensor<2x3x4x5xf32>
+}
+
+// -----
+
+// Local response normalization: the channel window's sum of squares is a 1x1 Conv by a banded constant, then a VBIN pow.
+// LRN: %{{.*}} = onnx.Mul(%x, %x)
+// LRN-NEXT: onnx.Conv(%{{.*}}, %lrn.window) {kernel_shape = array<i64: 1, 1>}
+// LRN: onnx.Pow
+// LRN-NEXT: onnx.Mul(%x,
+// LRN-NOT: onnx.LRN
+func.func @main(%x: tensor<1x5x2x2xf32> {onnx.name = "x"}) -> (tensor<1x5x2x2xf32> {onnx.name = "y"}) {
+  %y = onnx.LRN(%x) {size = 3 : i64, alpha = 2.0e-04 : f32, onnx.node = "lrn1"} : (tensor<1x5x2x2xf32>) -> tensor<1x5x2x2xf32>
+  func.return %y : tensor<1x5x2x2xf32>
 }

@@ -24,6 +24,7 @@ CASES = (
     "test_gemm_all_attributes", "test_cast_FLOAT_to_INT4", "test_cast_UINT4_to_FLOAT",
     "test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FN", "test_einsum_batch_matmul", "test_einsum_sum", "test_matmul_1d_3d",
     "test_reduce_sum_empty_set", "test_batchnorm_example", "test_instancenorm_example",
+    "test_cast_no_saturate_FLOAT_to_FLOAT8E5M2", "test_lrn",
 )
 
 
