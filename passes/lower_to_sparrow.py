@@ -64,8 +64,8 @@ from spaq.compiler.evaluator import io_names, main_func
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.sparrow import SegmentOp, SparrowInstruction
 from spaq.passes.sparrow_layers import (
-    ALIGN, MAX_DIM, STEP_SLOTS, TILE_SLOTS, DramPlan, Layer, Operand, RegionPlan, View, analyze, constant_value,
-    dram_dtype, element_type, meta_pitch, plan_region, shape_of, slots, vector_in_param, weight_columns,
+    ALIGN, MAX_DIM, DramPlan, Layer, Operand, RegionPlan, View, analyze, constant_value, dram_dtype, element_type,
+    meta_pitch, plan_region, shape_of, vector_in_param, weight_columns,
 )
 from spaq.passes.gemm_modes import GemmWeights, check_target, codebook_table, gemm_weights, pack
 from spaq.passes.tile_layers import target_of
@@ -600,24 +600,19 @@ class _Lowering:
         y, yr, yc = self._result(layer)
         ad, od = layer.adtype, layer.odtype
         step = tiles.get("m", m)
-        s, tile, steps = dict(sram), 0, 0  # `s`: this tile's / step's regions (`slots`: ping-pong)
         for m0 in range(0, m, step):  # row tiles (one, unless the rows do not fit)
             mt = min(step, m - m0)
             for n0 in range(0, n, tiles["n"]):
                 nt = min(tiles["n"], n - n0)
-                s.update(slots(sram, tile, TILE_SLOTS))
-                tile += 1
                 for k0 in range(0, k, tiles["k"]):
                     kt = min(tiles["k"], k - k0)
-                    s.update(slots(sram, steps, STEP_SLOTS))
-                    steps += 1
-                    _dma(self.p, "load", Buffer.ACT, ad, s["in"], x + ad.nbytes(m0 * xr + k0 * xc), mt, kt, xr, xc)
-                    self._gemm_tile(layer, s, mt, k0, kt, n0, nt, w, k0 > 0)
-                self._epilogue(layer, s, params, mt, n, n0, nt)
+                    _dma(self.p, "load", Buffer.ACT, ad, sram["in"], x + ad.nbytes(m0 * xr + k0 * xc), mt, kt, xr, xc)
+                    self._gemm_tile(layer, sram, mt, k0, kt, n0, nt, w, k0 > 0)
+                self._epilogue(layer, sram, params, mt, n, n0, nt)
                 if layer.tail is not None:
-                    self._tail(layer, Buffer.ACT, s["out"])
+                    self._tail(layer, Buffer.ACT, sram["out"])
                 else:
-                    _dma(self.p, "store", Buffer.ACT, od, s["out"], y + od.nbytes(m0 * yr + n0 * yc), mt, nt, yr, yc)
+                    _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(m0 * yr + n0 * yc), mt, nt, yr, yc)
 
     def _gemm_dynamic(self, layer: Layer) -> None:
         """quant.quantize_dynamic -> quant.gemm -> quant.dequantize (weight scales, row scales)
@@ -632,7 +627,6 @@ class _Lowering:
         group = [layer, *layer.siblings]  # the projections that share the quantized input
         parts = [(one, self.weights(one), self.params(one), self._result(one)) for one in group]
         step = tiles.get("m", m)
-        tile = 0  # output tiles so far, across the siblings: they alternate regions (`slots`)
         for m0 in range(0, m, step):  # row tiles (one, unless the rows do not fit): each row is a token
             mt = min(step, m - m0)
             self.p.layer = layer.name
@@ -641,18 +635,16 @@ class _Lowering:
                         rows=mt, cols=k)
             for one, w, params, result in parts:
                 self.p.layer = one.name
-                tile = self._gemm_dynamic_tiles(one, sram, tiles, w, params, result, m0, mt, tile)
+                self._gemm_dynamic_tiles(one, sram, tiles, w, params, result, m0, mt)
 
     def _gemm_dynamic_tiles(self, layer: Layer, sram: dict[str, int], tiles: dict[str, int], w, params,
-                            result: tuple[int, int, int], m0: int, m: int, tile: int) -> int:
+                            result: tuple[int, int, int], m0: int, m: int) -> None:
         _, k, n = layer.mkn
         y, yr, yc = result
         od = layer.odtype
         has_bias = layer.bias is not None
         for n0 in range(0, n, tiles["n"]):
             nt = min(tiles["n"], n - n0)
-            sram = sram | slots(sram, tile, TILE_SLOTS + STEP_SLOTS[1:])
-            tile += 1
             self._gemm_tile(layer, sram, m, 0, k, n0, nt, w, False)
             self._load_params(sram, params, n, n0, nt)
             self.p.emit("epilogue", mode=EpilogueMode.DEQUANT, odtype=DType.F32, bias=0, relu=0,
@@ -670,7 +662,6 @@ class _Lowering:
                 self._tail(layer, Buffer.ACT, sram["out"])
             else:
                 _dma(self.p, "store", Buffer.ACT, od, sram["out"], y + od.nbytes(m0 * yr + n0 * yc), m, nt, yr, yc)
-        return tile
 
     def _matmul(self, layer: Layer) -> None:
         """One GEMM per batch element; A_g and W_g = B_gᵀ (the transposition is in the DMA
