@@ -159,8 +159,9 @@ def _conformance(args: argparse.Namespace) -> None:
         if model_table:
             text += ("\n## Model cases\n\n"
                      f"The {', '.join(f'`{k}`' for k in MODEL_KINDS)} cases of `load_model_tests`: the onnx package "
-                     "ships their model.onnx and test data, so they run offline. (The `real` cases are URLs of "
-                     "models that are not shipped; they are not run.)\n\n" + model_table)
+                     "ships their model.onnx and test data, so they run offline. (The `real` cases name models by "
+                     "download URL and are not run; the package ships only reduced `light` copies of a few of them, "
+                     "without input data.)\n\n" + model_table)
         Path(args.output).write_text(text)
     print("\n".join(line for line in table.splitlines() if line.startswith("- ")))
 
