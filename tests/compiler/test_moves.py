@@ -227,3 +227,11 @@ def test_repeats_are_one_box_per_phase(op):
     assert ops.count("load") == 4 and "gather" not in ops  # a Tile's phase box spans channels: 2 STOREs each
     if op == "Resize":
         assert ops == ["load", "store"] * 4 + ["halt"]
+
+
+def test_gather_of_a_constant_table_along_axis_1_and_by_a_scalar_index():
+    table = RNG.standard_normal((3, 5, 2)).astype(np.float32)
+    m = _model([helper.make_node("Gather", ["t", "i"], ["y"], axis=1), helper.make_node("Gather", ["x", "j"], ["z"], axis=2)],
+               [_vi("i", [2, 3], TensorProto.INT64), _vi("x", list(X.shape)), _vi("j", [], TensorProto.INT64)],
+               [_vi("y", [3, 2, 3, 2]), _vi("z", [1, 2, 6])], [("t", table)])
+    _check(m, {"i": np.array([[4, 0, -1], [2, 2, 1]], np.int64), "x": X, "j": np.array(-2, np.int64)})
