@@ -24,7 +24,8 @@ construction. The map becomes instructions in one of three ways, the first that 
   LOAD a chunk of indices, GATHER the elements, STORE the chunk.
 
 A `resample` layer is a sum of such selections (taps) weighted by constant tiles (VBIN mul,
-VBIN add). tile-layers picks `elems` (as for a copying view); the buffers are `buf` (the
+VBIN add); the taps come from the kernel's responses to basis vectors of one plane, or for a
+plane above `BASIS_LIMIT` elements, to basis vectors of each dimension (products of them). tile-layers picks `elems` (as for a copying view); the buffers are `buf` (the
 chunk), `idx` (a chunk of indices) and, for a resample, `a` and `w` (a tap and its weights).
 """
 
@@ -416,9 +417,6 @@ def resample_taps(op: Operation, store) -> tuple[np.ndarray, np.ndarray, np.ndar
     planes = prod(x_shape[:lead])
     x_plane, y_plane = (1,) * lead + tuple(x_shape[lead:]), (1,) * lead + tuple(y_shape[lead:])
     n_in, n_out = prod(x_plane), prod(y_plane)
-    if n_in > BASIS_LIMIT:
-        raise SpaqError(f"layer '{_name(op)}': {op.name} of planes of more than {BASIS_LIMIT} elements runs on "
-                        f"Sparrow as nearest-neighbour only")
     ev = Evaluation(store)
     params = [None if isinstance(v.owner, NoValueOp) else constant_value(store, v) for v in op.operands[1:]]
     if len(params) > 2 and params[2] is not None and np.size(params[2]) == len(x_shape):
@@ -433,6 +431,9 @@ def resample_taps(op: Operation, store) -> tuple[np.ndarray, np.ndarray, np.ndar
         return y.reshape(-1)
 
     bias = run(np.zeros(x_plane, np.float32))
+    if n_in > BASIS_LIMIT:
+        index, weight = _separable_taps(op, run, x_plane, y_plane, bias)
+        return _over_planes(index, weight, bias, planes, n_in)
     matrix = np.empty((n_out, n_in))
     for j in range(n_in):
         e = np.zeros(n_in, np.float32)
@@ -441,9 +442,52 @@ def resample_taps(op: Operation, store) -> tuple[np.ndarray, np.ndarray, np.ndar
     taps = max(int((matrix != 0).sum(axis=1).max()), 1) if n_out else 1
     order = np.argsort(matrix == 0, axis=1, kind="stable")[:, :taps]  # the non-zeros first
     weight = np.take_along_axis(matrix, order, axis=1).T.astype(np.float32)
-    index = order.T[:, None, :] + (np.arange(planes) * n_in)[None, :, None]  # [T, planes, n_out]
-    return (index.reshape(taps, -1), np.tile(weight, (1, planes)),
+    return _over_planes(order.T, weight, bias, planes, n_in)
+
+
+def _over_planes(index: np.ndarray, weight: np.ndarray, bias: np.ndarray, planes: int, n_in: int):
+    """One plane's taps ([T, n_out] indices and weights, [n_out] bias) repeated over the planes."""
+    taps = index.shape[0]
+    index = index[:, None, :] + (np.arange(planes) * n_in)[None, :, None]  # [T, planes, n_out]
+    return (index.reshape(taps, -1), np.tile(weight.astype(np.float32), (1, planes)),
             np.tile(bias.astype(np.float32), planes))
+
+
+def _separable_taps(op: Operation, run, x_plane: tuple[int, ...], y_plane: tuple[int, ...],
+                    bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A plane too large for its basis: the taps as products of one matrix per dimension,
+    each from the kernel's response to a basis vector along that dimension (constant along
+    the others). Needs a kernel without bias whose response to ones is ones (interpolation
+    weights that sum to 1 per dimension); else one clear error."""
+    if bias.any() or not np.allclose(run(np.ones(x_plane, np.float32)), 1.0, rtol=1e-6, atol=1e-6):
+        raise SpaqError(f"layer '{_name(op)}': {op.name} of planes of more than {BASIS_LIMIT} elements runs on "
+                        f"Sparrow only where it interpolates dimension by dimension")
+    rank = len(x_plane)
+    per_axis = []  # (index [t, n_out_k], weight [t, n_out_k]) per dimension
+    for k in range(rank):
+        n_i, n_o = x_plane[k], y_plane[k]
+        m = np.empty((n_o, n_i))
+        for j in range(n_i):
+            x = np.zeros(x_plane, np.float32)
+            x[(slice(None),) * k + (j,)] = 1
+            y = run(x).reshape(y_plane)
+            m[:, j] = y[(0,) * k + (slice(None),) + (0,) * (rank - k - 1)]
+        t = max(int((m != 0).sum(axis=1).max()), 1)
+        order = np.argsort(m == 0, axis=1, kind="stable")[:, :t]
+        per_axis.append((order.T, np.take_along_axis(m, order, axis=1).T))
+    strides = [prod(x_plane[k + 1:]) for k in range(rank)]
+    indices, weights = [], []
+    for combo in np.ndindex(*[len(i) for i, _ in per_axis]):
+        idx = np.zeros(y_plane, np.int64)
+        w = np.ones(y_plane, np.float64)
+        for k, (t, (ix, wx)) in enumerate(zip(combo, per_axis)):
+            shape = [1] * rank
+            shape[k] = y_plane[k]
+            idx = idx + (ix[t] * strides[k]).reshape(shape)
+            w = w * wx[t].reshape(shape)
+        indices.append(idx.reshape(-1))
+        weights.append(w.reshape(-1))
+    return np.stack(indices), np.stack(weights).astype(np.float32)
 
 
 def lower_resample(lw, layer) -> None:

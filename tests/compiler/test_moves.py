@@ -235,3 +235,15 @@ def test_gather_of_a_constant_table_along_axis_1_and_by_a_scalar_index():
                [_vi("i", [2, 3], TensorProto.INT64), _vi("x", list(X.shape)), _vi("j", [], TensorProto.INT64)],
                [_vi("y", [3, 2, 3, 2]), _vi("z", [1, 2, 6])], [("t", table)])
     _check(m, {"i": np.array([[4, 0, -1], [2, 2, 1]], np.int64), "x": X, "j": np.array(-2, np.int64)})
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_large_planes_take_separable_taps(mode, monkeypatch):
+    """Above BASIS_LIMIT the taps are products of per-dimension ones (forced here on a small plane)."""
+    import spaq.passes.sparrow_moves as moves
+
+    monkeypatch.setattr(moves, "BASIS_LIMIT", 8)
+    x = RNG.standard_normal((1, 2, 6, 5)).astype(np.float32)
+    m = _model([helper.make_node("Resize", ["x", "", "s"], ["y"], mode=mode)], [_vi("x", [1, 2, 6, 5])],
+               [_vi("y", [1, 2, 12, 8])], [("s", np.array([1, 1, 2, 1.6], np.float32))])
+    _check(m, {"x": x}, exact=False)
