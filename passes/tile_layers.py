@@ -120,13 +120,19 @@ def choose_tiles(layer: Layer, target: Target, store=None) -> dict[str, int]:
     whole_k = layer.kind == "conv" or layer.dynamic is not None
     k_options = [k] if whole_k else sorted({k, *range(K_STEP, k, K_STEP)}, reverse=True)
     m_options = [m] if layer.kind == "conv" else _row_options(m, target.array.rows)
-    for mt in m_options:  # all rows if possible, then the fewest row tiles that fit
+    return _first_fit(layer, m_options, k_options, n_options, caps, store)  # all rows first, then fewest row tiles
+
+
+def _first_fit(layer: Layer, m_options: list[int], k_options: list[int], n_options: list[int],
+               caps: dict[Buffer, int], store) -> dict[str, int]:
+    """The first (m, k, n) tiles, in the options' order, whose regions fit; if even the
+    smallest do not, allocate() names the buffer that overflows."""
+    for mt in m_options:
         for kt in k_options:
             for nt in n_options:
                 tiles = {"m": mt, "n": nt, "k": kt}
                 if _fits(layer, tiles, caps, store):
                     return tiles
-    # the smallest tiles do not fit: let allocate() say which buffer overflows
     smallest = {"m": m_options[-1], "n": n_options[-1], "k": k_options[-1]}
     allocate(buffer_needs(layer, smallest, store), caps, layer.name)
     return smallest
@@ -155,15 +161,7 @@ def _conv_tiles(layer: Layer, target: Target, caps: dict[Buffer, int], store) ->
     step = kk if layer.nm is None and layer.wdtype.bits >= 8 else kk * 64 // gcd(kk, 64)
     k_options = sorted({k, *range(step, k, step)}, reverse=True)
     m_options = [r * ow for r in range(g["oh"], 0, -1) if r * ow <= MAX_DIM]
-    for mt in m_options:
-        for kt in k_options:
-            for nt in n_options:
-                tiles = {"m": mt, "n": nt, "k": kt}
-                if _fits(layer, tiles, caps, store):
-                    return tiles
-    smallest = {"m": m_options[-1], "n": n_options[-1], "k": k_options[-1]}
-    allocate(buffer_needs(layer, smallest, store), caps, layer.name)
-    return smallest
+    return _first_fit(layer, m_options, k_options, n_options, caps, store)
 
 
 def needs_tiles(layer: Layer) -> bool:
