@@ -637,7 +637,7 @@ def _along_axis(op: Operation, x: np.ndarray, value: np.ndarray | None, dtype: A
 @kernel("onnx.DequantizeLinear")
 def _dequantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, scale, zp = (args + [None])[:3]
-    wide = np.float32 if x.dtype.name.startswith("float8") else np.int64
+    wide = np.float32 if x.dtype.name.startswith(("float8", "float4")) else np.int64
     y = (x.astype(wide) - _along_axis(op, x, zp, wide)) * _along_axis(op, x, scale, scale.dtype)
     return [y.astype(scale.dtype)]
 
@@ -647,7 +647,7 @@ def _quantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.
     x, scale, zp = (args + [None])[:3]
     out_dtype = np.dtype(np.uint8) if zp is None else zp.dtype
     scaled = x.astype(np.float32) / _along_axis(op, x, scale, np.float32)
-    if out_dtype.name.startswith("float8"):
+    if out_dtype.name.startswith(("float8", "float4")):
         return [_saturating_cast(scaled + _along_axis(op, x, zp, np.float32), out_dtype, op.attr("saturate", 1))]
     info = np.iinfo(out_dtype)
     return [np.clip(np.rint(scaled) + _along_axis(op, x, zp, np.int64), info.min, info.max).astype(out_dtype)]

@@ -7,6 +7,7 @@ import numpy as np
 from onnx import TensorProto
 from xdsl.dialects.builtin import (
     BFloat16Type,
+    Float4E2M1FNType,
     Float8E4M3FNType,
     Float8E4M3FNUZType,
     Float8E5M2FNUZType,
@@ -40,11 +41,15 @@ _ONNX_TO_XDSL: dict[int, Attribute] = {
     TensorProto.FLOAT8E5M2FNUZ: Float8E5M2FNUZType(),
     TensorProto.INT4: IntegerType(4, Signedness.SIGNED),
     TensorProto.UINT4: IntegerType(4, Signedness.UNSIGNED),
+    TensorProto.FLOAT4E2M1: Float4E2M1FNType(),
+    TensorProto.INT2: IntegerType(2, Signedness.SIGNED),
+    TensorProto.UINT2: IntegerType(2, Signedness.UNSIGNED),
 }
 
 _FLOAT8 = {
     Float8E4M3FNType: ml_dtypes.float8_e4m3fn, Float8E4M3FNUZType: ml_dtypes.float8_e4m3fnuz,
     Float8E5M2Type: ml_dtypes.float8_e5m2, Float8E5M2FNUZType: ml_dtypes.float8_e5m2fnuz,
+    Float4E2M1FNType: ml_dtypes.float4_e2m1fn,
 }
 
 
@@ -105,7 +110,7 @@ def isa_dtype(t: Attribute) -> "DType":
     if isinstance(t, BFloat16Type):
         return DType.BF16
     fp8 = {Float8E4M3FNType: DType.F8E4M3, Float8E5M2Type: DType.F8E5M2, Float8E4M3FNUZType: DType.F8E4M3FNUZ,
-           Float8E5M2FNUZType: DType.F8E5M2FNUZ}
+           Float8E5M2FNUZType: DType.F8E5M2FNUZ, Float4E2M1FNType: DType.F4E2M1}
     if type(t) in fp8:
         return fp8[type(t)]
     if isinstance(t, IntegerType):

@@ -46,6 +46,8 @@ def round_to(x: np.ndarray, dtype: DType) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if dtype is DType.F32:
         return x
+    if dtype is DType.F4E2M1:  # nearest even, saturating to +-6 (no infinity or NaN; NaN -> -0)
+        return x.astype(ml_dtypes.float4_e2m1fn).astype(np.float32)
     if dtype.bits == 8:  # fp8: saturate
         fmax = float(ml_dtypes.finfo(STORAGE_DTYPE[dtype]).max)
         x = np.clip(x, -fmax, fmax)

@@ -66,6 +66,7 @@ class DType(enum.IntEnum):
     U32 = 15
     F8E4M3FNUZ = 16
     F8E5M2FNUZ = 17
+    F4E2M1 = 18
 
     @property
     def bits(self) -> int:
@@ -74,7 +75,7 @@ class DType(enum.IntEnum):
     @property
     def is_float(self) -> bool:
         return self in (DType.F32, DType.F16, DType.BF16, DType.F8E4M3, DType.F8E5M2, DType.F8E4M3FNUZ,
-                        DType.F8E5M2FNUZ)
+                        DType.F8E5M2FNUZ, DType.F4E2M1)
 
     @property
     def is_signed(self) -> bool:
@@ -96,7 +97,7 @@ _DTYPE_BITS = {
     DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.I8: 8, DType.U8: 8,
     DType.I4: 4, DType.U4: 4, DType.I2: 2, DType.U2: 2, DType.U1: 1, DType.I32: 32,
     DType.F8E4M3: 8, DType.F8E5M2: 8, DType.I16: 16, DType.U16: 16, DType.U32: 32,
-    DType.F8E4M3FNUZ: 8, DType.F8E5M2FNUZ: 8,
+    DType.F8E4M3FNUZ: 8, DType.F8E5M2FNUZ: 8, DType.F4E2M1: 4,
 }
 
 

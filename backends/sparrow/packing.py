@@ -6,8 +6,9 @@ Every array in DRAM or a scratchpad is stored as packed little-endian bytes:
     from_bytes(buf, DType.I4, 3)                        # -> array([ 1, -2,  3], int8)
 
 Byte-aligned types (f32, f16, bf16, fp8, i8, u8, i32) are their IEEE / two's complement
-bytes. Sub-byte types (i4, u4, i2, u2, u1) pack LSB-first: element i of a byte occupies
-bits [(i % per_byte) * bits, (i % per_byte + 1) * bits); signed ones are two's complement.
+bytes. Sub-byte types (i4, u4, i2, u2, u1, f4e2m1) pack LSB-first: element i of a byte occupies
+bits [(i % per_byte) * bits, (i % per_byte + 1) * bits); signed ones are two's complement,
+f4e2m1 is its 4-bit code (sign, 2 exponent bits, 1 mantissa bit; OCP MX FP4).
 The last axis of an array is a *row*: each row starts on a byte boundary, so a [r, c] array
 takes r * ceil(c * bits / 8) bytes. This is the layout in DRAM and in every scratchpad.
 
@@ -81,6 +82,8 @@ def to_bytes(values: np.ndarray, dtype: DType) -> np.ndarray:
         return np.ascontiguousarray(v.astype(STORAGE_DTYPE[dtype])).view(np.uint8)
     bits, per_byte = dtype.bits, 8 // dtype.bits
     count = v.shape[-1]
+    if dtype is DType.F4E2M1:  # round to nearest even, saturate to +-6 (ml_dtypes' cast)
+        v = np.ascontiguousarray(v.astype(ml_dtypes.float4_e2m1fn)).view(np.uint8)
     codes = v.astype(np.int64) & ((1 << bits) - 1)  # two's complement for signed types
     pad = -count % per_byte
     codes = np.pad(codes, [(0, 0)] * (v.ndim - 1) + [(0, pad)])
@@ -103,6 +106,8 @@ def from_bytes(buf: np.ndarray | bytes, dtype: DType, count: int) -> np.ndarray:
     b = b[..., :nbytes]
     if dtype in STORAGE_DTYPE:
         return np.ascontiguousarray(b).view(STORAGE_DTYPE[dtype]).astype(value_dtype(dtype))
+    if dtype is DType.F4E2M1:  # the 4-bit codes as u4, then their values
+        return _F4E2M1_VALUES[from_bytes(b, DType.U4, count)]
     # one table lookup per byte: the word holding its 8 / bits one-byte values, viewed as bytes
     codes = np.take(_UNPACK[dtype], b).view(value_dtype(dtype))
     return codes[..., :count]
@@ -118,7 +123,9 @@ def _unpack_table(dtype: DType) -> np.ndarray:
     return np.ascontiguousarray(codes.astype(value_dtype(dtype))).view(f"u{per_byte}")[:, 0]
 
 
-_UNPACK = {d: _unpack_table(d) for d in DType if d.bits < 8}
+_UNPACK = {d: _unpack_table(d) for d in DType if d.bits < 8 and not d.is_float}
+_F4E2M1_VALUES = np.arange(16, dtype=np.uint8).view(ml_dtypes.float4_e2m1fn).astype(np.float32)
+"""f4e2m1 code -> value (codes 0-7: 0, 0.5, 1, 1.5, 2, 3, 4, 6; 8-15: their negatives)."""
 
 
 def packed_nbytes(shape: tuple[int, ...], dtype: DType) -> int:

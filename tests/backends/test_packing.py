@@ -35,10 +35,23 @@ def test_int_round_trip(dtype, rows, count, seed):
 @given(dtype=st.sampled_from(FLOAT_TYPES), count=st.integers(0, 37), seed=SEEDS)
 def test_float_round_trip(dtype, count, seed):
     x = (np.random.default_rng(seed).standard_normal(count) * 10).astype(np.float32)
-    exact = x.astype(STORAGE_DTYPE[dtype]).astype(np.float32)  # values the type holds
+    storage = STORAGE_DTYPE.get(dtype, ml_dtypes.float4_e2m1fn)  # f4e2m1: packed, not in the table
+    exact = x.astype(storage).astype(np.float32)  # values the type holds
     back = from_bytes(to_bytes(exact, dtype), dtype, count)
     assert back.dtype == np.float32
     np.testing.assert_array_equal(back, exact)
+
+
+def test_f4e2m1_packing():
+    # 4-bit codes (sign, 2 exponent bits, 1 mantissa bit), packed LSB first like i4
+    assert to_bytes(np.array([1.0, -2.0, 6.0]), DType.F4E2M1).tolist() == [0xC2, 0x07]
+    assert from_bytes(bytes([0xC2, 0x07]), DType.F4E2M1, 3).tolist() == [1.0, -2.0, 6.0]
+    every = np.arange(16, dtype=np.uint8).view(ml_dtypes.float4_e2m1fn).astype(np.float32)
+    assert from_bytes(to_bytes(every, DType.F4E2M1), DType.F4E2M1, 16).tobytes() == every.tobytes()  # -0 too
+    # a plain cast: nearest even, saturating to +-6
+    assert from_bytes(to_bytes(np.array([[1.25, 5.0, 100.0, -7.0]]), DType.F4E2M1), DType.F4E2M1, 4).tolist() == \
+        [[1.0, 4.0, 6.0, -6.0]]
+    assert DType.F4E2M1.nbytes(3) == 2 and packed_nbytes((2, 3), DType.F4E2M1) == 4
 
 
 def test_sub_byte_bit_layout():

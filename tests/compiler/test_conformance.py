@@ -11,7 +11,9 @@ SUBSET = r"^test_(conv_with_strides_padding|convtranspose$|gemm_default_vector_b
          r"maxpool_2d_pads|averagepool_2d_same_upper|gather_1|slice$|transpose_default|concat_2d_axis_0|" \
          r"split_equal_parts_1d_opset18|erf|gelu_tanh_2|where_example|resize_upsample_scales_nearest|" \
          r"quantizelinear$|dequantizelinear$|batchnorm_example|einsum_batch_matmul|pad$|expand_dim_changed|" \
-         r"unsqueeze_axis_0|reshape_reduced_dims|cast_FLOAT_to_FLOAT16|hardswish|lrn)$"
+         r"unsqueeze_axis_0|reshape_reduced_dims|cast_FLOAT_to_FLOAT16|hardswish|lrn|" \
+         r"cast_FLOAT_to_FLOAT4E2M1|cast_FLOAT4E2M1_to_FLOAT16|castlike_FLOAT16_to_FLOAT4E2M1_expanded|cast_FLOAT_to_INT2|" \
+         r"castlike_UINT2_to_FLOAT16_expanded)$"
 CASES = node_cases(SUBSET)
 
 SIM_SUBSET = r"^test_(matmul_4d|relu|" \
@@ -25,7 +27,9 @@ SIM_SUBSET = r"^test_(matmul_4d|relu|" \
              r"slice_negative_axes|flatten_axis2|squeeze_negative_axes|unsqueeze_unsorted_axes|" \
              r"reshape_negative_extended_dims|identity|constantofshape_int_zeros|shape_start_1|" \
              r"expand_dim_unchanged|transpose_all_permutations_3|rotary_embedding_expanded|" \
-             r"center_crop_pad_crop_axes_chw_expanded|gathernd_example_float32|gathernd_example_int32_batch_dim1|dropout_default_mask)$"
+             r"center_crop_pad_crop_axes_chw_expanded|gathernd_example_float32|gathernd_example_int32_batch_dim1|dropout_default_mask|" \
+             r"cast_FLOAT_to_FLOAT4E2M1|cast_FLOAT4E2M1_to_FLOAT16|castlike_FLOAT16_to_FLOAT4E2M1_expanded|cast_FLOAT_to_INT2|" \
+             r"castlike_UINT2_to_FLOAT16_expanded)$"
 SIM_CASES = node_cases(SIM_SUBSET)
 MODELS = {"pytorch-converted": r"^test_(Linear|PixelShuffle|ReflectionPad2d|Embedding|Softmax)$",
           "pytorch-operator": r"^test_operator_(chunk|concat2|pad|repeat|permute2|index)$",
