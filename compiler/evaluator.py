@@ -245,7 +245,8 @@ def _conv(ev: Evaluation, op: onnx_d.OnnxOp, args: list[Any]) -> list[np.ndarray
         x = x.astype(np.float32)  # (float_gemm multiplies in float32 anyway)
     y = conv_nchw(x, w, op, float_gemm)
     if rest and rest[0] is not None:
-        y = (y + rest[0].astype(np.float32)[None, :, None, None]).astype(np.float32)
+        bias = rest[0].astype(np.float32).reshape([1, -1] + [1] * (y.ndim - 2))  # 1-D or 2-D windows
+        y = (y + bias).astype(np.float32)
     return [_float_result(op, y)]
 
 

@@ -253,13 +253,27 @@ REDUCE: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def _identity(dtype: np.dtype, maximum: bool):
+    """ReduceMax's (maximum) or ReduceMin's value over no elements: -inf / +inf, the integer
+    type's min / max, false / true."""
+    if dtype == np.bool_:
+        return not maximum
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min if maximum else info.max
+    return -np.inf if maximum else np.inf
+
+
 def _reduce(fn: Callable[..., np.ndarray]):
     def run(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
         x = args[0]
         axes = _axes(op, args, x.ndim)
         if axes == ():
             return [x]
-        y = fn(x, axis=axes, keepdims=bool(op.attr("keepdims", 1)))
+        if x.size == 0 and fn in (np.max, np.min):  # an empty reduction is ONNX's identity
+            y = fn(x, axis=axes, keepdims=bool(op.attr("keepdims", 1)), initial=_identity(x.dtype, fn is np.max))
+        else:
+            y = fn(x, axis=axes, keepdims=bool(op.attr("keepdims", 1)))
         return [np.asarray(y).astype(x.dtype)]
 
     return run
@@ -629,8 +643,12 @@ def _along_axis(op: Operation, x: np.ndarray, value: np.ndarray | None, dtype: A
         return np.zeros((), dtype)
     if np.size(value) == 1:
         return value.astype(dtype).reshape(())
+    axis = op.attr("axis", 1) % x.ndim
+    if op.attr("block_size", 0) and np.ndim(value) == x.ndim:  # blocked: one value per block along the axis
+        return np.repeat(value.astype(dtype), op.attr("block_size"), axis=axis)[
+            tuple(slice(0, n) if a == axis else slice(None) for a, n in enumerate(x.shape))]
     shape = [1] * x.ndim
-    shape[op.attr("axis", 1) % x.ndim] = -1
+    shape[axis] = -1
     return value.astype(dtype).reshape(shape)
 
 
@@ -646,8 +664,12 @@ def _dequantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[n
 def _quantize_linear(ev: Evaluation, op: Operation, args: list[Any]) -> list[np.ndarray]:
     x, scale, zp = (args + [None])[:3]
     out_dtype = np.dtype(np.uint8) if zp is None else zp.dtype
+    if zp is None and op.attr("output_dtype", 0):
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        out_dtype = np.dtype(tensor_dtype_to_np_dtype(op.attr("output_dtype")))
     scaled = x.astype(np.float32) / _along_axis(op, x, scale, np.float32)
     if out_dtype.name.startswith(("float8", "float4")):
         return [_saturating_cast(scaled + _along_axis(op, x, zp, np.float32), out_dtype, op.attr("saturate", 1))]
-    info = np.iinfo(out_dtype)
-    return [np.clip(np.rint(scaled) + _along_axis(op, x, zp, np.int64), info.min, info.max).astype(out_dtype)]
+    info = ml_dtypes.iinfo(out_dtype)  # also int4 / uint4
+    return [np.clip(np.rint(scaled) + _along_axis(op, x, zp, np.int64), int(info.min), int(info.max)).astype(out_dtype)]

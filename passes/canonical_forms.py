@@ -2,15 +2,20 @@
 passes/onnx_canonicalize.py; every rewrite keeps the graph's values, the evaluator runs both):
 
 - an op on an empty graph input (no elements) whose other operands are constants is a
-  constant: evaluated once (ReduceSum over an empty axis is zeros, ReduceProd ones, ...);
+  constant: evaluated once (ReduceSum over an empty axis is zeros, ReduceProd ones,
+  ReduceMax −∞ / the integer type's minimum / false, ...);
 - MatMul with a 1-D operand is MatMul of that operand reshaped to a row (or a column), then a
   Reshape to the result (both free views);
 - Einsum with a transpose, a sum over axes, an inner product or a batched matmul equation is
   Transpose / ReduceSum / Mul + ReduceSum / MatMul;
 - BatchNormalization (inference, not after a Conv) is x · a + b with per-channel a, b computed
-  from the statistics; InstanceNormalization is LayerNormalization over the spatial axes
+  from the statistics; in training mode, the per-channel mean and variance (ReduceMean) and
+  the running statistics; InstanceNormalization is LayerNormalization over the spatial axes
   then the per-channel scale and bias;
 - a MatMul between 16-bit float activations is a float32 MatMul between Casts;
+- blocked QuantizeLinear / DequantizeLinear read each scale (zero point) repeated over its
+  block (a Gather view); QuantizeLinear into int4 / uint4 with per-axis zero points is an
+  8-bit one, a Clip to the 4-bit range and a Cast;
 - LRN is x · (bias + alpha / size · Conv(x², banded ones))^(−beta).
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+import ml_dtypes
 import numpy as np
 from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, TensorType, i64
 from xdsl.ir import BlockArgument, Operation, SSAValue
@@ -209,6 +215,145 @@ class BatchNormToAffine(RewritePattern):
         new.append(add)
         add.results[0].name_hint = op.results[0].name_hint
         rewriter.replace(op, new)
+
+
+
+@dataclass
+class BatchNormTraining(RewritePattern):
+    """Training-mode BatchNormalization (outputs Y, running_mean, running_var) as the ops that
+    define it: per-channel mean μ and population variance σ² over every axis but 1
+    (ReduceMean), Y = (x − μ) / √(σ² + ε) · γ + β, running_mean = mean · m + μ · (1 − m),
+    running_var = var · m + σ² · (1 − m)."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "BatchNormalization" or not op.attr("training_mode", 0):
+            return
+        x, gamma, beta, mean, var = op.operands[:5]
+        rank = len(_shape(x))
+        if rank < 2 or len(op.results) > 3:
+            return
+        xt, vt = x.type, gamma.type
+        c = _shape(x)[1]
+        dt = np.dtype(_np(xt.element_type))
+        new: list[Operation] = []
+
+        def node(t: str, ty, *args: SSAValue, **attrs) -> SSAValue:
+            o = OPS[t](list(args), [ty], attrs)
+            new.append(o)
+            return o.results[0]
+
+        def const(name: str, value) -> SSAValue:
+            init = new_initializer(self.store, "batchnorm", name, np.asarray(value, dt))
+            new.append(init)
+            return init.output
+
+        axes = new_initializer(self.store, "batchnorm", "axes", np.array([0, *range(2, rank)], np.int64))
+        new.append(axes)
+        kt = TensorType(xt.element_type, [1, c] + [1] * (rank - 2))
+        keep = {"keepdims": IntegerAttr(1, i64)}
+        mu = node("ReduceMean", kt, x, axes.output, **keep)
+        d = node("Sub", xt, x, mu)
+        sigma2 = node("ReduceMean", kt, node("Mul", xt, d, d), axes.output, **keep)
+        norm = node("Div", xt, d, node("Sqrt", kt, node("Add", kt, sigma2, const("eps", op.attr("epsilon", 1e-5)))))
+        cshape = (c,) + (1,) * (rank - 2)
+        y = node("Add", op.results[0].type, node("Mul", xt, norm, _reshape(self.store, gamma, cshape, new)),
+                 _reshape(self.store, beta, cshape, new))
+        outs = [y]
+        m = float(op.attr("momentum", 0.9))
+        for stat, batch in ((mean, mu), (var, sigma2)):
+            if len(outs) == len(op.results):
+                break
+            rt = op.results[len(outs)].type
+            outs.append(node("Add", rt, node("Mul", vt, stat, const("momentum", m)),
+                             node("Mul", vt, _reshape(self.store, batch, (c,), new), const("rest", 1 - m))))
+        for o, r in zip(outs, op.results):
+            o.name_hint = r.name_hint
+        rewriter.replace(op, new, outs)
+
+
+@dataclass
+class BlockedQuantization(RewritePattern):
+    """QuantizeLinear / DequantizeLinear with blocked scales (`block_size` b: one scale and
+    zero point per b consecutive elements along the axis) reads each scale (zero point)
+    repeated over its block: a Gather along the axis (a view) to the input's shape, and
+    block_size 1."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            return
+        b = int(op.attr("block_size", 0) or 0)
+        x = op.operands[0]
+        if b <= 1 or len(_shape(op.operands[1])) != len(_shape(x)):
+            return
+        axis = op.attr("axis", 1) % len(_shape(x))
+        n = _shape(x)[axis]
+        index = new_initializer(self.store, "block", "index", np.arange(n, dtype=np.int64) // b)
+        new: list[Operation] = [index]
+        operands = [x]
+        for v in op.operands[1:]:
+            if isinstance(v.owner, NoValueOp):
+                operands.append(v)
+                continue
+            shape = [n if a == axis else d for a, d in enumerate(_shape(v))]
+            g = OPS["Gather"]([v, index.output], [TensorType(v.type.element_type, shape)],
+                              {"axis": IntegerAttr(axis, i64)})
+            new.append(g)
+            operands.append(g.results[0])
+        attrs = dict(op.attributes)
+        attrs["block_size"] = IntegerAttr(1, i64)
+        q = OPS[op.op_type](operands, [r.type for r in op.results], attrs)
+        new.append(q)
+        q.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, new)
+
+
+
+@dataclass
+class SubByteZeroPoint(RewritePattern):
+    """QuantizeLinear into int4 / uint4 with per-axis zero points (one a row, which the vector
+    unit cannot read at a sub-byte offset): the zero points Cast to 8 bits, the
+    QuantizeLinear into 8 bits, a Clip to the 4-bit range and a Cast (exact) to 4 bits."""
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.compiler.onnx_import import type_of_array
+        from spaq.compiler.types import onnx_element_type
+        from spaq.passes.onnx_canonicalize import new_initializer
+
+        if not isinstance(op, OnnxOp) or op.op_type != "QuantizeLinear" or len(op.operands) < 3:
+            return
+        zp = op.operands[2]
+        if isinstance(zp.owner, NoValueOp) or prod(_shape(zp)) <= 1:
+            return
+        dt = _np(zp.type.element_type)
+        if dt.itemsize != 1 or dt.name not in ("int4", "uint4"):
+            return
+        wide = np.dtype(np.int8 if dt.name == "int4" else np.uint8)
+        out = op.results[0]
+
+        def wide_type(v: SSAValue) -> TensorType:
+            return type_of_array(np.zeros(_shape(v), wide))
+
+        to8 = {"to": IntegerAttr(onnx_element_type(wide_type(zp).element_type), i64)}
+        zp8 = OPS["Cast"]([zp], [wide_type(zp)], to8)
+        q8 = OPS["QuantizeLinear"]([*op.operands[:2], zp8.results[0]], [wide_type(out)], dict(op.attributes))
+        info = ml_dtypes.iinfo(dt)
+        lo = new_initializer(self.store, "quantize", "lo", np.array(int(info.min), wide))
+        hi = new_initializer(self.store, "quantize", "hi", np.array(int(info.max), wide))
+        clip = OPS["Clip"]([q8.results[0], lo.output, hi.output], [wide_type(out)])
+        back = OPS["Cast"]([clip.results[0]], [out.type],
+                           {"to": IntegerAttr(onnx_element_type(out.type.element_type), i64)})
+        back.results[0].name_hint = out.name_hint
+        rewriter.replace(op, [zp8, q8, lo, hi, clip, back])
 
 
 def _np(t) -> np.dtype:

@@ -49,7 +49,8 @@ from spaq.compiler.onnx_import import type_of_array
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.onnx import OPS, InitializerOp, NoValueOp, OnnxOp
 from spaq.passes.canonical_forms import (
-    BatchNormToAffine, FoldEmpty, InstanceNormToLayerNorm, LrnAsConv, MatMulInFloat32, MatMulVector, SimpleEinsum,
+    BatchNormToAffine, BatchNormTraining, BlockedQuantization, FoldEmpty, InstanceNormToLayerNorm, LrnAsConv,
+    MatMulInFloat32, MatMulVector, SimpleEinsum, SubByteZeroPoint,
 )
 
 
@@ -393,6 +394,8 @@ class OnnxCanonicalizePass(ModulePass):
                     FoldBatchNormIntoConv(store), NormalizeGemm(store), MatMulToGemm(store),
                     CollapseReshapes(), FuseGelu(store),
                     FoldShape(store), FoldEmpty(store), MatMulVector(store), SimpleEinsum(store),
-                    BatchNormToAffine(store), InstanceNormToLayerNorm(store), MatMulInFloat32(), LrnAsConv(store),
+                    BatchNormToAffine(store), BatchNormTraining(store), InstanceNormToLayerNorm(store),
+                    MatMulInFloat32(), LrnAsConv(store), BlockedQuantization(store),
+                    SubByteZeroPoint(store),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

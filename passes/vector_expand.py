@@ -215,10 +215,11 @@ def _quantization(op: Operation, operands: list[SSAValue], ins: list[DType], out
     points are read reshaped onto their axis."""
     from spaq.passes.sparrow_layers import shape_of
 
-    if op.attr("block_size", 0) or (op.op_type == "QuantizeLinear" and not op.attr("saturate", 1)):
-        return None
     x, scale = operands[0], operands[1]
     zp = operands[2] if len(operands) > 2 else None
+    blocked = op.attr("block_size", 0) and any(shape_of(v) != shape_of(x) for v in (scale, zp) if v is not None)
+    if blocked or (op.op_type == "QuantizeLinear" and not op.attr("saturate", 1)):  # (block_size 1: elementwise)
+        return None
     rank = len(shape_of(x))
     axis = op.attr("axis", 1) % max(rank, 1)
     reshape = {}
