@@ -53,6 +53,7 @@ PARAMETERS: dict[str, set[int]] = {
     "ReduceL1": {1}, "ReduceL2": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1}, "ReduceSumSquare": {1},
     "TopK": {1}, "OneHot": {1}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1}, "CenterCropPad": {1},
     "Conv": {1, 2},  # weight and bias: Sparrow's convolutions take constant weights, as deployed models do
+    "ConvTranspose": {1, 2},  # likewise: onnx-canonicalize makes it a Conv when its weight is constant
 }
 """Operand positions that are compile-time parameters (shapes, axes, pads, scales) rather
 than data; the simulator path binds graph inputs used only there."""

@@ -16,7 +16,10 @@ passes/onnx_canonicalize.py; every rewrite keeps the graph's values, the evaluat
 - blocked QuantizeLinear / DequantizeLinear read each scale (zero point) repeated over its
   block (a Gather view); QuantizeLinear into int4 / uint4 with per-axis zero points is an
   8-bit one, a Clip to the 4-bit range and a Cast;
-- LRN is x · (bias + alpha / size · Conv(x², banded ones))^(−beta).
+- LRN is x · (bias + alpha / size · Conv(x², banded ones))^(−beta);
+- ConvTranspose (1-D, 2-D) with a constant weight is the input with zeros inserted between
+  its elements (Reshape, Pad, Reshape), a Slice where the padding is negative, and a
+  stride-1 Conv by the flipped, per-group transposed weight.
 """
 
 from __future__ import annotations
@@ -455,3 +458,146 @@ class LrnAsConv(RewritePattern):
         y = OPS["Mul"]([x, p.results[0]], [op.results[0].type])
         y.results[0].name_hint = op.results[0].name_hint
         rewriter.replace(op, [w, *consts, sq, s, scaled, base, p, y])
+
+
+@dataclass
+class ConvTransposeAsConv(RewritePattern):
+    """ConvTranspose (1-D or 2-D, any group) with a constant weight is a stride-1 Conv of the
+    input upsampled by the strides with zeros between its elements:
+
+    - zero insertion: x seen as [..., n, 1, ...] per strided axis (a free Reshape), a
+      constant Pad of that unit axis to the stride s (s − 1 zeros after each element), a
+      Reshape back to [N, C, n·s, ...];
+    - per axis, dilation·(k − 1) − pad_begin zeros before and dilation·(k − 1) − pad_end +
+      output_padding − (s − 1) after (the trailing zeros of the upsampling count), as the
+      Conv's pads; a negative amount crops with a Slice first;
+    - the Conv: weight [C_in, C_out/g, k...] transposed per group to [C_out, C_in/g, k...]
+      and flipped spatially, the same dilations and group, the bias.
+
+    auto_pad SAME_UPPER / SAME_LOWER and output_shape place the output as onnx's reference
+    does (the total padding split, the extra one at the end for SAME_UPPER). Where onnx
+    disagrees with itself, a SpaqError: SAME whose inferred result shape is not
+    input · strides (output_padding, a stride above the kernel), an output_shape whose split
+    would pad the start (the spec) while the reference pads nothing. 3-D stays as it is.
+
+    ```mlir
+    // before
+    %y = onnx.ConvTranspose(%x, %w) {strides = array<i64: 2, 2>} : (tensor<1x1x3x3xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x7x7xf32>
+    // after
+    %r = onnx.Reshape(%x, %s) : (tensor<1x1x3x3xf32>, tensor<4xi64>) -> tensor<3x1x3x1xf32>
+    %p = onnx.Pad(%r, %pads) : (tensor<3x1x3x1xf32>, tensor<8xi64>) -> tensor<3x2x3x2xf32>
+    %u = onnx.Reshape(%p, %s2) : (tensor<3x2x3x2xf32>, tensor<4xi64>) -> tensor<1x1x6x6xf32>
+    %y = onnx.Conv(%u, %w.convtranspose) {kernel_shape = array<i64: 3, 3>, dilations = array<i64: 1, 1>,
+                   group = 1 : i64, strides = array<i64: 1, 1>, pads = array<i64: 2, 2, 1, 1>} : (...) -> tensor<1x2x7x7xf32>
+    ```
+    """
+
+    store: WeightStore
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        from spaq.compiler.errors import SpaqError
+        from spaq.compiler.evaluator import where
+        from spaq.passes.onnx_canonicalize import constant_of, new_initializer, weight_name
+
+        if not isinstance(op, OnnxOp) or op.op_type != "ConvTranspose" or len(op.results) != 1:
+            return
+        x, wv = op.operands[0], op.operands[1]
+        xs, ys = _shape(x), _shape(op.results[0])
+        nd = len(xs) - 2
+        if nd not in (1, 2):
+            return  # spaq's Conv is 1-D or 2-D
+        w = constant_of(self.store, wv)
+        if w is None:
+            return
+        n, c = xs[:2]
+        g = int(op.attr("group", 1))
+        ks = list(w.shape[2:])
+        cout = w.shape[1] * g
+        strides = list(op.attr("strides", [1] * nd))
+        dil = list(op.attr("dilations", [1] * nd))
+        out_pad = list(op.attr("output_padding", [0] * nd))[:nd]
+        auto_pad = op.attr("auto_pad", "NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+        pads = op.attr("pads")
+        out = list(ys[2:])
+        full = [strides[i] * (xs[2 + i] - 1) + out_pad[i] + (ks[i] - 1) * dil[i] + 1 for i in range(nd)]
+        if pads is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            want = list(op.attr("output_shape") or [xs[2 + i] * strides[i] for i in range(nd)])[-nd:]
+            if want != out:  # onnx's shape inference and its reference disagree (output_padding, stride > kernel)
+                raise SpaqError(f"ConvTranspose auto_pad {auto_pad}: the result's spatial shape {out} (onnx shape "
+                                f"inference) is not {want} (onnx's reference); give explicit pads{where(op)}")
+            total = [full[i] - out[i] for i in range(nd)]
+            begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+        else:
+            begin = [0] * nd if pads is None or auto_pad == "VALID" else list(pads)[:nd]
+            if op.attr("output_shape") is not None and pads is None:
+                # the spec splits output_shape's total padding, onnx's reference keeps pads 0:
+                # the same result only when the split puts nothing at the start
+                for i in range(nd):
+                    t = full[i] - out[i]
+                    if t - t // 2 != 0:
+                        raise SpaqError(f"ConvTranspose with output_shape {out} needs padding {t} at the "
+                                        f"start of axis {i + 2}, where onnx's spec and reference differ{where(op)}")
+        if ys[:2] != (n, cout) or c % g or w.shape[0] != c:
+            return
+        et = x.type.element_type
+        new: list[Operation] = []
+
+        def const(name: str, values: list[int]) -> SSAValue:
+            init = new_initializer(self.store, "convtranspose", name, np.array(values, np.int64))
+            new.append(init)
+            return init.output
+
+        # zero insertion: [n·c·(axes before a strided one), 1, ...] padded to the stride
+        v = x
+        if any(s > 1 for s in strides):
+            flat, ends, acc = [], [], n * c
+            for i in range(nd):
+                acc *= xs[2 + i]
+                if strides[i] > 1:
+                    flat += [acc, 1]
+                    ends += [0, strides[i] - 1]
+                    acc = 1
+            if acc > 1:
+                flat.append(acc)
+                ends.append(0)
+            v = _reshape(self.store, v, tuple(flat), new)
+            padded = [d + e for d, e in zip(flat, ends)]
+            p = OPS["Pad"]([v, const("pads", [0] * len(flat) + ends)], [TensorType(et, padded)])
+            new.append(p)
+            v = _reshape(self.store, p.results[0], (n, c, *(xs[2 + i] * strides[i] for i in range(nd))), new)
+        # the Conv's pads: d·(k − 1) − pad_begin before, what gives the result's length after
+        up = list(_shape(v)[2:])
+        before = [dil[i] * (ks[i] - 1) - begin[i] for i in range(nd)]
+        after = [out[i] + dil[i] * (ks[i] - 1) - before[i] - up[i] for i in range(nd)]
+        crop = [i for i in range(nd) if before[i] < 0 or after[i] < 0]
+        if crop:
+            starts = [max(0, -before[i]) for i in crop]
+            stops = [up[i] - max(0, -after[i]) for i in crop]
+            if any(a >= b for a, b in zip(starts, stops)):
+                return
+            shape = list(_shape(v))
+            for i, a, b in zip(crop, starts, stops):
+                shape[2 + i] = b - a
+            s = OPS["Slice"]([v, const("starts", starts), const("ends", stops), const("axes", [2 + i for i in crop])],
+                             [TensorType(et, shape)])
+            new.append(s)
+            v = s.results[0]
+            before, after = [max(0, b) for b in before], [max(0, a) for a in after]
+        # the weight: per group [C_in/g, C_out/g, k...] -> [C_out/g, C_in/g, k...], flipped
+        cg = c // g
+        wt = np.concatenate([np.swapaxes(w[i * cg:(i + 1) * cg], 0, 1) for i in range(g)], axis=0)
+        wt = np.ascontiguousarray(np.flip(wt, axis=tuple(range(2, 2 + nd))))
+        w_op = new_initializer(self.store, weight_name(wv), "convtranspose", wt)
+        new.append(w_op)
+        operands = [v, w_op.output]
+        if len(op.operands) > 2 and not isinstance(op.operands[2].owner, NoValueOp):
+            operands.append(op.operands[2])
+        attrs = {k: a for k, a in op.attributes.items() if "." in k}
+        attrs.update(kernel_shape=DenseArrayBase.from_list(i64, ks), dilations=DenseArrayBase.from_list(i64, dil),
+                     group=IntegerAttr(g, i64), strides=DenseArrayBase.from_list(i64, [1] * nd),
+                     pads=DenseArrayBase.from_list(i64, before + after))
+        conv = OPS["Conv"](operands, [op.results[0].type], attrs)
+        new.append(conv)
+        conv.results[0].name_hint = op.results[0].name_hint
+        rewriter.replace(op, new)

@@ -10,7 +10,8 @@
 - GELU written out as x·0.5·(1 + erf(x/√2)) becomes onnx.Gelu (FuseGelu).
 - CastLike is a Cast; a Gemm by an activation B is MatMul, Mul by alpha, Add of beta·C; the
   forms of canonical_forms.py (empty inputs fold, 1-D MatMul, simple Einsum, BatchNorm /
-  InstanceNorm as affine ops / LayerNorm, 16-bit float MatMul in float32).
+  InstanceNorm as affine ops / LayerNorm, 16-bit float MatMul in float32, ConvTranspose as
+  zero insertion and a stride-1 Conv).
 - Shape subgraphs fold away: `onnx.Shape` of any tensor is a constant (shapes are static
   after import), and any op whose inputs are all constants is evaluated by the reference
   evaluator and replaced by an `onnx.Initializer`.
@@ -49,8 +50,8 @@ from spaq.compiler.onnx_import import type_of_array
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.onnx import OPS, InitializerOp, NoValueOp, OnnxOp
 from spaq.passes.canonical_forms import (
-    BatchNormToAffine, BatchNormTraining, BlockedQuantization, FoldEmpty, InstanceNormToLayerNorm, LrnAsConv,
-    MatMulInFloat32, MatMulVector, SimpleEinsum, SubByteZeroPoint,
+    BatchNormToAffine, BatchNormTraining, BlockedQuantization, ConvTransposeAsConv, FoldEmpty,
+    InstanceNormToLayerNorm, LrnAsConv, MatMulInFloat32, MatMulVector, SimpleEinsum, SubByteZeroPoint,
 )
 
 
@@ -396,6 +397,6 @@ class OnnxCanonicalizePass(ModulePass):
                     FoldShape(store), FoldEmpty(store), MatMulVector(store), SimpleEinsum(store),
                     BatchNormToAffine(store), BatchNormTraining(store), InstanceNormToLayerNorm(store),
                     MatMulInFloat32(), LrnAsConv(store), BlockedQuantization(store),
-                    SubByteZeroPoint(store),
+                    SubByteZeroPoint(store), ConvTransposeAsConv(store),
                     FoldConstants(store)]
         PatternRewriteWalker(GreedyRewritePatternApplier(patterns)).rewrite_module(op)

@@ -5,6 +5,8 @@
 // RUN: awk '/^\/\/ -----$/{i++; next} i==3' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=CAST
 // RUN: awk '/^\/\/ -----$/{i++; next} i==4' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=BN
 // RUN: awk '/^\/\/ -----$/{i++; next} i==5' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=LRN
+// RUN: awk '/^\/\/ -----$/{i++; next} i==6' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=CT
+// RUN: awk '/^\/\/ -----$/{i++; next} i==7' %s | spaq-opt -p onnx-canonicalize | filecheck %s --check-prefix=CT1
 
 // MatMul with a 1-D operand: a [1, K] row, MatMul, the result reshaped (free views).
 // MM: onnx.Reshape(%a, %{{.*}}) : (tensor<4xf32>, tensor<2xi64>) -> tensor<1x4xf32>
@@ -74,4 +76,32 @@ func.func @main(%x: tensor<2x3x4x5xf32> {onnx.name = "x"}, %s: tensor<3xf32> {on
 func.func @main(%x: tensor<1x5x2x2xf32> {onnx.name = "x"}) -> (tensor<1x5x2x2xf32> {onnx.name = "y"}) {
   %y = onnx.LRN(%x) {size = 3 : i64, alpha = 2.0e-04 : f32, onnx.node = "lrn1"} : (tensor<1x5x2x2xf32>) -> tensor<1x5x2x2xf32>
   func.return %y : tensor<1x5x2x2xf32>
+}
+
+// -----
+
+// ConvTranspose, stride 2: zeros inserted by a Pad of unit axes between two Reshapes, then a
+// stride-1 Conv by the flipped weight padded d·(k − 1) − pad before, the rest after.
+// CT: onnx.Reshape(%x, %{{.*}}) : (tensor<1x1x3x3xf32>, tensor<4xi64>) -> tensor<3x1x3x1xf32>
+// CT: onnx.Pad(%{{.*}}, %convtranspose.pads) : (tensor<3x1x3x1xf32>, tensor<8xi64>) -> tensor<3x2x3x2xf32>
+// CT: onnx.Reshape({{.*}}) : (tensor<3x2x3x2xf32>, tensor<4xi64>) -> tensor<1x1x6x6xf32>
+// CT: onnx.Conv(%{{.*}}, %w.convtranspose, %b) {onnx.node = "ct1", kernel_shape = array<i64: 3, 3>, dilations = array<i64: 1, 1>, group = 1 : i64, strides = array<i64: 1, 1>, pads = array<i64: 2, 2, 1, 1>} : (tensor<1x1x6x6xf32>, tensor<2x1x3x3xf32>, tensor<2xf32>) -> tensor<1x2x7x7xf32>
+// CT-NOT: onnx.ConvTranspose
+func.func @main(%x: tensor<1x1x3x3xf32> {onnx.name = "x"}) -> (tensor<1x2x7x7xf32> {onnx.name = "y"}) {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<1x2x3x3xf32> : tensor<1x2x3x3xf32>
+  %b = onnx.Initializer "b" = dense<0.5> : tensor<2xf32> : tensor<2xf32>
+  %y = onnx.ConvTranspose(%x, %w, %b) {strides = array<i64: 2, 2>, onnx.node = "ct1"} : (tensor<1x1x3x3xf32>, tensor<1x2x3x3xf32>, tensor<2xf32>) -> tensor<1x2x7x7xf32>
+  func.return %y : tensor<1x2x7x7xf32>
+}
+
+// -----
+
+// 1-D, group 2, a pad larger than d·(k − 1): the first element is sliced off, the Conv is grouped.
+// CT1: onnx.Slice(%x, %convtranspose.starts, %convtranspose.ends, %convtranspose.axes) : {{.*}} -> tensor<1x2x4xf32>
+// CT1: onnx.Conv(%{{.*}}, %w.convtranspose) {onnx.node = "ct2", kernel_shape = array<i64: 3>, dilations = array<i64: 1>, group = 2 : i64, strides = array<i64: 1>, pads = array<i64: 0, 2>} : (tensor<1x2x4xf32>, tensor<2x1x3xf32>) -> tensor<1x2x4xf32>
+// CT1-NOT: onnx.ConvTranspose
+func.func @main(%x: tensor<1x2x5xf32> {onnx.name = "x"}) -> (tensor<1x2x4xf32> {onnx.name = "y"}) {
+  %w = onnx.Initializer "w" = dense<1.0> : tensor<2x1x3xf32> : tensor<2x1x3xf32>
+  %y = onnx.ConvTranspose(%x, %w) {group = 2 : i64, pads = array<i64: 3, 0>, onnx.node = "ct2"} : (tensor<1x2x5xf32>, tensor<2x1x3xf32>) -> tensor<1x2x4xf32>
+  func.return %y : tensor<1x2x4xf32>
 }

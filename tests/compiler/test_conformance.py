@@ -6,7 +6,9 @@ import pytest
 
 from spaq.compiler.conformance import bind_parameters, cases, node_cases, run_case
 
-SUBSET = r"^test_(conv_with_strides_padding|convtranspose$|gemm_default_vector_bias|matmul_4d|relu|" \
+SUBSET = r"^test_(conv_with_strides_padding|gemm_default_vector_bias|" \
+         r"convtranspose|convtranspose_(1d|pad|pads|kernel_shape|output_shape|dilations|autopad_same|group_2|group_2_image_3)|" \
+         r"matmul_4d|relu|" \
          r"softmax_axis_1|layer_normalization_4d_axis1|reduce_mean_default_axes_keepdims_example|" \
          r"maxpool_2d_pads|averagepool_2d_same_upper|gather_1|slice$|transpose_default|concat_2d_axis_0|" \
          r"split_equal_parts_1d_opset18|erf|gelu_tanh_2|where_example|resize_upsample_scales_nearest|" \
@@ -17,6 +19,7 @@ SUBSET = r"^test_(conv_with_strides_padding|convtranspose$|gemm_default_vector_b
 CASES = node_cases(SUBSET)
 
 SIM_SUBSET = r"^test_(matmul_4d|relu|" \
+             r"convtranspose|convtranspose_(1d|pad|pads|kernel_shape|output_shape|dilations|autopad_same|group_2|group_2_image_3)|" \
              r"maxpool_2d_pads|gather_1|slice|transpose_default|concat_2d_axis_0|split_equal_parts_1d_opset18|" \
              r"erf|where_example|resize_upsample_scales_nearest|pad|expand_dim_changed|unsqueeze_axis_0|" \
              r"reshape_reduced_dims|concat_3d_axis_negative_2|split_variable_parts_2d_opset18|" \
@@ -31,8 +34,9 @@ SIM_SUBSET = r"^test_(matmul_4d|relu|" \
              r"cast_FLOAT_to_FLOAT4E2M1|cast_FLOAT4E2M1_to_FLOAT16|castlike_FLOAT16_to_FLOAT4E2M1_expanded|cast_FLOAT_to_INT2|" \
              r"castlike_UINT2_to_FLOAT16_expanded)$"
 SIM_CASES = node_cases(SIM_SUBSET)
-MODELS = {"pytorch-converted": r"^test_(Linear|PixelShuffle|ReflectionPad2d|Embedding|Softmax)$",
-          "pytorch-operator": r"^test_operator_(chunk|concat2|pad|repeat|permute2|index)$",
+MODELS = {"pytorch-converted": r"^test_(Linear|PixelShuffle|ReflectionPad2d|Embedding|Softmax|ConvTranspose2d|"
+                                  r"ConvTranspose2d_no_bias)$",
+          "pytorch-operator": r"^test_operator_(chunk|concat2|pad|repeat|permute2|index|convtranspose)$",
           "simple": r"^test_(expand_shape_model1|single_relu_model)$"}
 MODEL_CASES = [c for kind, pattern in MODELS.items() for c in cases(kind, pattern)]
 
