@@ -27,6 +27,7 @@ SHAPES = {n: [1, SEQ] for n in ("input_ids", "attention_mask", "token_type_ids")
 
 def main(argv: list[str] | None = None) -> Result:
     from spaq.backends.sparrow.cost import Cost
+    from spaq.backends.sparrow.estimate import Prices
     from spaq.backends.sparrow.simulator import simulate
     from spaq.compiler.evaluator import main_func
     from spaq.compiler.pipeline import compile_model
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> Result:
         title="The planner's estimator vs the simulator's counters, all-MiniLM-L6-v2 (batch 1, seq 128)",
         command=".venv/bin/python benchmarks/bench_estimator.py",
         method=(f"compile_model(torchscript export, target={TARGET!r}); the IR after allocate-scratchpad is analysed "
-                "into layers once; estimate_layers(layers, target) is timed (median of repeated calls, all GEMM "
+                "into layers once; estimate_layers(layers, target, prices) (one estimate.Prices kept across calls) is timed (median of repeated calls, all GEMM "
                 "layers per call); one simulate() of the emitted program gives each layer's counters "
                 "(SimStats.span over its instructions)."),
     )
@@ -51,8 +52,9 @@ def main(argv: list[str] | None = None) -> Result:
                           after_pass=lambda p, m: kept.__setitem__("ir", m.clone())
                           if p.name == "allocate-scratchpad" else None)
         layers, _ = analyze(main_func(kept["ir"]), weights_of(c.ctx))
-        estimates = estimate_layers(layers, c.target)
-        t = measure(lambda: estimate_layers(layers, c.target), runs=20, warmup=2)
+        prices = Prices(c.target)  # shared across calls, as a planner keeps it
+        estimates = estimate_layers(layers, c.target, prices)
+        t = measure(lambda: estimate_layers(layers, c.target, prices), runs=20, warmup=2)
         feeds = {n: x[n] for n, s in c.image.symbols.items() if s.kind == "input"}
         stats = simulate(c.program, c.image, c.target, feeds).stats
         counted: dict[str, Cost] = defaultdict(Cost)

@@ -5,7 +5,7 @@ shapes, tiles and compression decision alone — no lowering, no weight packing,
 
 The layer (from `sparrow_layers.analyze`, after tile-layers) is priced as the instructions
 lower-to-sparrow emits for it (`_gemm`, `_gemm_dynamic`, `_conv`): each distinct instruction
-shape once (`cost.instruction_cost`), times how often the tile loops repeat it — edge tiles
+shape once (`cost.instruction_cost`, through `estimate.Prices`), times how often the tile loops repeat it — edge tiles
 included, so the DRAM bytes it predicts are the bytes the simulator counts, exactly. Its
 cycles are the instructions' cycles summed, as the report's per-layer cycles are; under
 activation skipping (`askip`) the simulator counts fewer MACs than predicted. A fused tail
@@ -21,11 +21,12 @@ For the MiniLM W8A8 query projection (m=128, k=384, n=384, tiles n=128):
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from weakref import ref
 
 from spaq.backends.sparrow import packing
-from spaq.backends.sparrow.cost import Cost, instruction_cost
+from spaq.backends.sparrow.cost import Cost
+from spaq.backends.sparrow.estimate import Prices
 from spaq.backends.sparrow.isa import BY_MNEMONIC, BinaryOp, Bcast, Buffer, DType, EpilogueMode, Instruction
 from spaq.backends.sparrow.target import Target
 from spaq.passes.compression import decision_of
@@ -60,29 +61,19 @@ class _Tally:
     def dma(self, count: int, mnemonic: str, buf: Buffer, dtype: DType, rows: int, cols: int) -> None:
         self.add(count, mnemonic, buf=buf, dtype=dtype, rows=rows, cols=cols, rstride=cols, cstride=1)
 
-    def cost(self, target: Target) -> Cost:
-        prices = _prices(target)
+    def cost(self, prices: Prices) -> Cost:
         total = Cost()
         for key, n in self.counts.items():
-            if key not in prices:
-                mnemonic, given = key
-                spec = BY_MNEMONIC[mnemonic]  # addresses do not change a cost: zero
-                values = {f.name: 0 if f.default is None else f.default for f in spec.fields} | dict(given)
-                prices[key] = instruction_cost(Instruction.make(mnemonic, **values), target)
-            total = total + prices[key] * n
+            total = total + prices.cost(_instruction(key)) * n
         return total
 
 
-_PRICES: dict[int, tuple[ref, dict]] = {}
-
-
-def _prices(target: Target) -> dict:
-    """instruction shape -> its Cost on `target`, kept while the target lives (a planner
-    prices the same shapes over and over; targets are not hashable, hence the id)."""
-    held = _PRICES.get(id(target))
-    if held is None or held[0]() is not target:
-        held = _PRICES[id(target)] = (ref(target), {})
-    return held[1]
+@functools.cache
+def _instruction(key: tuple) -> Instruction:
+    """The instruction of a counted shape, its addresses zero (they do not change a cost)."""
+    mnemonic, given = key
+    values = {f.name: 0 if f.default is None else f.default for f in BY_MNEMONIC[mnemonic].fields}
+    return Instruction.make(mnemonic, **(values | dict(given)))
 
 
 def param_blocks(layer: Layer) -> list[tuple[DType, int]]:
@@ -192,9 +183,11 @@ ESTIMATORS = {"gemm": lambda t, layer: (_gemm_dynamic if layer.dynamic is not No
 """Layer kinds the estimator models: the compressible ones, where the planner's choices are."""
 
 
-def estimate_layers(layers: list[Layer], target: Target) -> dict[str, Cost]:
+def estimate_layers(layers: list[Layer], target: Target, prices: Prices | None = None) -> dict[str, Cost]:
     """Predicted cost (instructions' cycles summed) of every modelled layer, by layer name —
-    a per-token GEMM's siblings under their own names."""
+    a per-token GEMM's siblings under their own names. A planner asking again and again
+    passes one `estimate.Prices` of the target, which remembers each shape's price."""
+    prices = Prices(target) if prices is None else prices
     out: dict[str, Cost] = {}
     for layer in layers:
         model = ESTIMATORS.get(layer.kind)
@@ -207,5 +200,5 @@ def estimate_layers(layers: list[Layer], target: Target) -> dict[str, Cost]:
         except NotImplementedError:
             continue
         for one in (t, *t.others.values()):
-            out[one.name] = one.cost(target)
+            out[one.name] = one.cost(prices)
     return out
