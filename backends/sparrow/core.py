@@ -22,18 +22,25 @@ from spaq.backends.sparrow.packing import (
     STORAGE_DTYPE, binary_decode, check_int_range, codebook_decode, nm_decompress, ternary_check, value_dtype,
 )
 
-_WORK: dict[tuple[str, np.dtype], np.ndarray] = {}
+class Workspace:
+    """Reusable work arrays, one per tag, grown to the largest size asked for: temporaries
+    live here, so a call on a large tile allocates (almost) nothing. (A fresh tile-sized
+    array costs page faults each time malloc hands memory back to the system, several times
+    the arithmetic on it.) Results handed to a caller are never work arrays."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+    def __call__(self, tag: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        key = (tag, np.dtype(dtype))
+        n = math.prod(shape)
+        a = self._arrays.get(key)
+        if a is None or a.size < n:
+            a = self._arrays[key] = np.empty(max(n, 1), dtype)
+        return a[:n].reshape(shape)
 
 
-def _work(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A reused work array (a fresh large array costs page faults on every call, more than
-    the arithmetic on it); never handed to a caller."""
-    dtype = np.dtype(dtype)
-    n = math.prod(shape)
-    buf = _WORK.get((tag, dtype))
-    if buf is None or buf.size < n:
-        buf = _WORK[(tag, dtype)] = np.empty(max(n, 1), dtype)
-    return buf[:n].reshape(shape)
+_work = Workspace()
 
 
 # -- element conversions -----------------------------------------------------------------

@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from spaq.backends.sparrow.cost import Cost, acc_type, cycles, instruction_cost, mac_type
 from spaq.backends.sparrow.isa import Buffer, DType, EpilogueMode, Instruction
@@ -453,7 +453,7 @@ def _estimate(spec: GemmSpec, t: Tiling, price: Prices, full: bool = True) -> Ge
         busy[0 if ins.mnemonic == "load" else 2 if ins.mnemonic == "store" else 1] += n * price.occupancy(ins)
         if full:
             k = price.cost(ins)
-            total += Cost(**{f.name: n * getattr(k, f.name) for f in fields(k)})
+            total += k * n
     return GemmEstimate(spec, t, _timeline(spec, t, price), serial, tuple(busy), total,
                         price.target.clock_mhz, shape.instructions)
 

@@ -639,7 +639,7 @@ class Machine:
             dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
             a = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
             b = self._vsecond_int(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
-            self._put(dst, vector.saturate(vector.int_binary(ins.op, a, b), ins.odtype), ins.odtype)
+            self._put(dst, core.saturate(vector.int_binary(ins.op, a, b), ins.odtype), ins.odtype)
             self._add(vector_elements=vector.BINARY_PASSES[ins.op] * a.size)
             return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
@@ -653,7 +653,7 @@ class Machine:
         if ins.imm == vector.ONE and vector.int_mode(ins.op, [ins.dtype], ins.odtype):
             dst = self._tile(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
             x = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
-            self._put(dst, vector.saturate(vector.int_unary(ins.op, x), ins.odtype), ins.odtype)
+            self._put(dst, core.saturate(vector.int_unary(ins.op, x), ins.odtype), ins.odtype)
             self._add(vector_elements=vector.UNARY_PASSES[ins.op] * x.size)
             return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
@@ -678,7 +678,7 @@ class Machine:
             a = self._vint(ins.buf, ins.src, ins.rows, ins.cols, ins.dtype)
             b = self._vsecond_int(ins, ins.bcast, ins.dtype1, ins.buf1, ins.src1)
             y = np.where(np.not_equal(mask, 0), a, b)
-            self._put(dst, vector.saturate(np.broadcast_to(y, a.shape), ins.odtype), ins.odtype)
+            self._put(dst, core.saturate(np.broadcast_to(y, a.shape), ins.odtype), ins.odtype)
             self._add(vector_elements=vector.SELECT_PASSES * a.size)
             return
         out, put = self._vout(ins.obuf, ins.dst, ins.rows, ins.cols, ins.odtype)
@@ -768,6 +768,10 @@ class _Plan:
     """Per instruction, a count (a Machine's kept one, never modified) found equal to the prediction."""
     timings: dict[tuple[int, ...], queues.Timing] = field(default_factory=dict)
     """queues.timing by the instructions' cycles (a session's runs repeat them)."""
+
+    @functools.cached_property
+    def mnemonics(self) -> list[str]:
+        return [ins.spec.mnemonic for ins in self.program]
 
 
 _PLANS: OrderedDict[tuple, _Plan] = OrderedDict()
@@ -867,7 +871,7 @@ def simulate(program: list[Instruction] | bytes, image: MemoryImage, target: Tar
             if i == checked:  # ran, although its fields give no footprint (queues.analyze stopped)
                 raise SimulationError(i, ins.mnemonic, str(proto.stopped))
             costs.append(cost)
-    stats = SimStats([ins.spec.mnemonic for ins in plan.program], costs)
+    stats = SimStats(plan.mnemonics, costs)
     cycles = tuple(c.cycles for c in costs)
     stats.timing = plan.timings.get(cycles)
     if stats.timing is None:

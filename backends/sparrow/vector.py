@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import math
 
 import ml_dtypes
 import numpy as np
@@ -70,25 +69,7 @@ def _ieee(fn):
     return wrapped
 
 
-class _Workspace:
-    """Reusable work arrays, one per tag, grown to the largest size asked for: the functions'
-    temporaries live here, so a call on a large tile allocates (almost) nothing. (A fresh
-    tile-sized array costs page faults each time malloc hands memory back to the system,
-    several times the arithmetic on it.) Results handed to a caller are never work arrays."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
-
-    def __call__(self, tag: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-        key = (tag, np.dtype(dtype))
-        n = math.prod(shape)
-        a = self._arrays.get(key)
-        if a is None or a.size < n:
-            a = self._arrays[key] = np.empty(max(n, 1), dtype)
-        return a[:n].reshape(shape)
-
-
-_work = _Workspace()
+_work = core.Workspace()
 
 
 def imm(x: float) -> int:
@@ -607,13 +588,6 @@ def int_unary(op: UnaryOp, x: np.ndarray) -> np.ndarray:
     if op is UnaryOp.SIGN:
         return np.sign(x)
     return x.copy()
-
-
-def saturate(y: np.ndarray, dtype: DType) -> np.ndarray:
-    """int64 values in an integer `dtype`, saturated to its range (as every conversion to an
-    integer type)."""
-    lo, hi = dtype.int_range
-    return np.clip(np.asarray(y, np.int64), lo, hi).astype(value_dtype(dtype))
 
 
 @_ieee

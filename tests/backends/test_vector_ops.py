@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from spaq.backends.sparrow import vector
+from spaq.backends.sparrow import core, vector
 from spaq.backends.sparrow.isa import BinaryOp, DType, ReduceOp, UnaryOp, decode, encode, parse_instruction
 from spaq.backends.sparrow.packing import from_bytes, to_bytes
 
@@ -52,7 +52,7 @@ def test_integer_mode():
     assert vector.int_binary(BinaryOp.DIV, a, b).tolist() == [3, -3, -3, 3, 0, 2**28]
     assert vector.int_binary(BinaryOp.MOD, a, b).tolist() == [1, 1, -1, -1, 0, 0]
     assert vector.int_binary(BinaryOp.FMOD, a, b).tolist() == [1, -1, 1, -1, 0, 0]
-    assert vector.saturate(np.array([300, -300, 5]), DType.I8).tolist() == [127, -128, 5]
+    assert core.saturate(np.array([300, -300, 5]), DType.I8).tolist() == [127, -128, 5]
     assert vector.int_mode(BinaryOp.ADD, [DType.I32, DType.I16], DType.I32)
     assert not vector.int_mode(BinaryOp.ADD, [DType.I32, DType.F32], DType.I32)
     assert not vector.int_mode(BinaryOp.POW, [DType.I32, DType.I32], DType.I32)  # POW goes through float32
