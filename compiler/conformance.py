@@ -263,12 +263,10 @@ def _rate(passed: int, total: int) -> str:
     return f"{passed}/{total} ({passed / max(total, 1):.1%})"
 
 
-def markdown_table(results: dict[str, list[CaseResult]] | list[CaseResult], supported: set[str]) -> str:
+def markdown_table(results: dict[str, list[CaseResult]], supported: set[str]) -> str:
     """Headline per path (pass rate over the cases whose ops are all supported, and over
     both paths at once), then one row per operator: per path passed / failed / unsupported
     and the first problem."""
-    if isinstance(results, list):
-        results = {"evaluator": results}
     paths = list(results)
     lines = []
     for path in paths:

@@ -119,8 +119,7 @@ def _estimates(report: dict) -> dict:
     """The compile-time estimates of report.json as Costs."""
     from spaq.backends.sparrow.cost import Cost
 
-    return {name: Cost(**{k: v for k, v in cost.items() if k != "dram_bytes"})
-            for name, cost in report.get("estimates", {}).items()}
+    return {name: Cost.from_dict(cost) for name, cost in report.get("estimates", {}).items()}
 
 
 def _program(d: Path):
@@ -204,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="outputs file (.npz; default <dir>/outputs.npz)")
     r.add_argument("--target", help="simulate on another target than the one compiled for")
     r.set_defaults(fn=_run)
-    k = sub.add_parser("conformance", help="run ONNX's backend node tests through spaq")
+    k = sub.add_parser("conformance", help="run ONNX's backend test cases (node and shipped model cases) through spaq on both paths")
     k.add_argument("--filter", default="", help="regular expression on the case names")
     k.add_argument("-o", "--output", help="write the per-operator table (markdown)")
     k.add_argument("--path", default="both", choices=["both", "evaluator", "simulator"],

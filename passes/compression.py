@@ -57,6 +57,13 @@ def decision_of(op: Operation) -> Decision | None:
                     bool(askip is not None and getattr(askip, "value", None) and askip.value.data))
 
 
+def skips_zero_activations(op: Operation, target) -> bool:
+    """Whether the layer's GEMMs run with `askip`: its decision says its input is a ReLU
+    output and `target` has the zero detector (else the flag is dropped: it changes no result)."""
+    d = decision_of(op)
+    return bool(d is not None and d.askip and "act_detect" in target.decode_per_cycle)
+
+
 def layer_name(op: Operation) -> str:
     """The ONNX node name of a layer (or its result's name)."""
     node = op.attributes.get("onnx.node")

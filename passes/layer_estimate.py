@@ -29,7 +29,7 @@ from spaq.backends.sparrow.cost import Cost
 from spaq.backends.sparrow.estimate import Prices
 from spaq.backends.sparrow.isa import BY_MNEMONIC, BinaryOp, Bcast, Buffer, DType, EpilogueMode, Instruction
 from spaq.backends.sparrow.target import Target
-from spaq.passes.compression import decision_of
+from spaq.passes.compression import skips_zero_activations
 from spaq.passes.sparrow_layers import Layer, dram_dtype, element_type, meta_pitch, weight_columns
 
 
@@ -193,8 +193,7 @@ def estimate_layers(layers: list[Layer], target: Target, prices: Prices | None =
         model = ESTIMATORS.get(layer.kind)
         if model is None:
             continue
-        decision = decision_of(layer.head)
-        t = _Tally(layer.name, bool(decision is not None and decision.askip and "act_detect" in target.decode_per_cycle))
+        t = _Tally(layer.name, skips_zero_activations(layer.head, target))
         try:
             model(t, layer)
         except NotImplementedError:

@@ -63,6 +63,7 @@ from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import io_names, main_func
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects.sparrow import SegmentOp, SparrowInstruction
+from spaq.passes.compression import skips_zero_activations
 from spaq.passes.sparrow_layers import (
     ALIGN, MAX_DIM, DramPlan, Layer, Operand, RegionPlan, View, analyze, constant_value, dram_dtype, element_type,
     meta_pitch, plan_region, shape_of, vector_in_param, weight_columns,
@@ -238,15 +239,16 @@ def dma_cut(plan: list[Piece], start: int, stop: int) -> list[Piece]:
 # --------------------------------------------------------------------------------- lowering
 
 class _Lowering:
-    def __init__(self, store: WeightStore, program: _Program, outputs: dict[SSAValue, str], plan: DramPlan):
+    def __init__(self, store: WeightStore, program: _Program, outputs: dict[SSAValue, str], plan: DramPlan,
+                 target):
         self.store = store
+        self.target = target
         self.p = program
         self.outputs = outputs  # graph outputs: their own, named segments
         self.plan = plan
         self.addr: dict[SSAValue, int] = {}  # DRAM address of each root's (and constant's) segment
         self.reusable: dict[SSAValue, int] = {}  # intermediate activations: bytes, freed once dead
         self.placed: dict[SSAValue, tuple[Buffer, int]] = {}  # a tail's input: where its layer left it
-        self.target = None  # set by the pass: askip needs the target's zero detector
         self.table_loaded: _Weights | None = None  # the codebook table in PARAM
 
     # ---- segments
@@ -462,7 +464,7 @@ class _Lowering:
             if self.table_loaded is not w:  # once per layer (siblings share the PARAM slot)
                 _dma(self.p, "load", Buffer.PARAM, gw.cdtype, sram["cb"], w.table_addr, 1, gw.entries, gw.entries, 1)
                 self.table_loaded = w
-        if self.askip(layer):
+        if skips_zero_activations(layer.head, self.target):
             fields["askip"] = 1
         if gw.sliced:
             c0, ct = weight_columns(layer, k0), weight_columns(layer, kt)
@@ -487,15 +489,6 @@ class _Lowering:
             rows, cols = p.meta.shape
             self._load_tile(Buffer.META, p.meta_dtype, sram["meta"], m_addr, rows, cols, p.meta_dtype.nbytes(cols))
         self.p.emit(gw.mnemonic, **fields, meta=sram["meta"], **p.fields)
-
-    def askip(self, layer: Layer) -> bool:
-        """Skip zero activations: the decision marks the layer's input as a ReLU output and the
-        target has the zero detector (else the flag is dropped: it changes no result)."""
-        from spaq.passes.compression import decision_of
-
-        d = decision_of(layer.head)
-        return bool(d is not None and d.askip and self.target is not None
-                    and "act_detect" in self.target.decode_per_cycle)
 
     def _load_params(self, sram: dict[str, int], params: list[tuple[int, DType, int]], n: int, n0: int,
                      nt: int) -> None:
@@ -1070,8 +1063,7 @@ class LowerToSparrowPass(ModulePass):
                 written[v] = name
             else:
                 copies.append((v, name))
-        lowering = _Lowering(store, program, written, plan)
-        lowering.target = target
+        lowering = _Lowering(store, program, written, plan, target)
         for arg, name in zip(func.args, in_names):
             lowering.activation(arg, name, "input")
         for layer in layers:

@@ -59,6 +59,11 @@ class Cost:
     def to_dict(self) -> dict[str, int | float]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"dram_bytes": self.dram_bytes}
 
+    @staticmethod
+    def from_dict(d: dict[str, int | float]) -> Cost:
+        """The inverse of `to_dict` (the derived `dram_bytes` is left out)."""
+        return Cost(*(d[n] for n in _COST_FIELDS))
+
 
 _COST_FIELDS = tuple(f.name for f in fields(Cost))
 
