@@ -36,14 +36,11 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from spaq.compiler.evaluator import KERNELS, Evaluation
 from spaq.compiler.weights import WeightStore
 from spaq.dialects.onnx import OPS, NoValueOp, OnnxOp
-
-
-def _shape(v: SSAValue) -> tuple[int, ...]:
-    return tuple(v.type.get_shape())
+from spaq.passes.sparrow_layers import shape_of
 
 
 def _empty(v: SSAValue) -> bool:
-    return isinstance(v.type, TensorType) and 0 in _shape(v)
+    return isinstance(v.type, TensorType) and 0 in shape_of(v)
 
 
 @dataclass
@@ -65,7 +62,7 @@ class FoldEmpty(RewritePattern):
                 continue
             c = constant_of(self.store, v)
             if c is None and _empty(v) and isinstance(v, BlockArgument):  # a graph input's shape is its feed's
-                c, empty = np.zeros(_shape(v), numpy_dtype(v.type.element_type)), True
+                c, empty = np.zeros(shape_of(v), numpy_dtype(v.type.element_type)), True
             if c is None:
                 return
             args.append(c)
@@ -97,16 +94,16 @@ class MatMulVector(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "MatMul":
             return
         a, b = op.operands
-        if len(_shape(a)) > 1 and len(_shape(b)) > 1:
+        if len(shape_of(a)) > 1 and len(shape_of(b)) > 1:
             return
         new: list[Operation] = []
-        a2 = _reshape(self.store, a, (1, _shape(a)[0]), new) if len(_shape(a)) == 1 else a
-        b2 = _reshape(self.store, b, (_shape(b)[0], 1), new) if len(_shape(b)) == 1 else b
-        sa, sb = _shape(a2), _shape(b2)
+        a2 = _reshape(self.store, a, (1, shape_of(a)[0]), new) if len(shape_of(a)) == 1 else a
+        b2 = _reshape(self.store, b, (shape_of(b)[0], 1), new) if len(shape_of(b)) == 1 else b
+        sa, sb = shape_of(a2), shape_of(b2)
         batch = np.broadcast_shapes(sa[:-2], sb[:-2])
         mm = OPS["MatMul"]([a2, b2], [TensorType(op.results[0].type.element_type, [*batch, sa[-2], sb[-1]])])
         new.append(mm)
-        y = _reshape(self.store, mm.results[0], _shape(op.results[0]), new)
+        y = _reshape(self.store, mm.results[0], shape_of(op.results[0]), new)
         y.name_hint = op.results[0].name_hint
         rewriter.replace(op, new, [y])
 
@@ -132,7 +129,7 @@ class SimpleEinsum(RewritePattern):
         terms = lhs.split(",")
         if "->" not in eq:
             rhs = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
-        if len(terms) != len(op.operands) or any(len(t) != len(_shape(v)) for t, v in zip(terms, op.operands)):
+        if len(terms) != len(op.operands) or any(len(t) != len(shape_of(v)) for t, v in zip(terms, op.operands)):
             return
         if any(len(set(t)) != len(t) for t in terms):
             return  # a diagonal
@@ -144,14 +141,14 @@ class SimpleEinsum(RewritePattern):
             kept = [c for c in letters if c in keep]
             if axes:
                 ax = new_initializer(self.store, "axes", "einsum", np.array(axes, np.int64))
-                shape = [n for c, n in zip(letters, _shape(v)) if c in keep]
+                shape = [n for c, n in zip(letters, shape_of(v)) if c in keep]
                 r = OPS["ReduceSum"]([v, ax.output], [TensorType(out_type.element_type, shape)],
                                      {"keepdims": IntegerAttr(0, i64)})
                 new.extend([ax, r])
                 v = r.results[0]
             if kept != list(keep):
                 perm = [kept.index(c) for c in keep]
-                t = OPS["Transpose"]([v], [TensorType(out_type.element_type, [_shape(v)[p] for p in perm])],
+                t = OPS["Transpose"]([v], [TensorType(out_type.element_type, [shape_of(v)[p] for p in perm])],
                                      {"perm": DenseArrayBase.from_list(i64, perm)})
                 new.append(t)
                 v = t.results[0]
@@ -163,7 +160,7 @@ class SimpleEinsum(RewritePattern):
         if len(terms) == 1 and set(rhs) <= set(terms[0]):
             y = reduce_sum(op.operands[0], terms[0], rhs)
         elif len(terms) == 2 and terms[0] == terms[1] and set(rhs) <= set(terms[0]) and \
-                _shape(op.operands[0]) == _shape(op.operands[1]):
+                shape_of(op.operands[0]) == shape_of(op.operands[1]):
             mul = OPS["Mul"]([op.operands[0], op.operands[1]], [op.operands[0].type])
             new.append(mul)
             y = reduce_sum(mul.results[0], terms[0], rhs)
@@ -195,7 +192,7 @@ class BatchNormToAffine(RewritePattern):
 
         if not isinstance(op, OnnxOp) or op.op_type != "BatchNormalization" or len(op.results) != 1:
             return
-        if op.attr("training_mode", 0) or len(_shape(op.operands[0])) < 2:
+        if op.attr("training_mode", 0) or len(shape_of(op.operands[0])) < 2:
             return
         x, gamma, beta, mean, var = op.operands[:5]
         vt = gamma.type
@@ -211,7 +208,7 @@ class BatchNormToAffine(RewritePattern):
         new.append(eps)
         a = node("Div", gamma, node("Sqrt", node("Add", var, eps.output)))
         b = node("Sub", beta, node("Mul", mean, a))
-        shape = (_shape(gamma)[0],) + (1,) * (len(_shape(x)) - 2)
+        shape = (shape_of(gamma)[0],) + (1,) * (len(shape_of(x)) - 2)
         mul = OPS["Mul"]([x, _reshape(self.store, a, shape, new)], [x.type])
         new.append(mul)
         add = OPS["Add"]([mul.results[0], _reshape(self.store, b, shape, new)], [op.results[0].type])
@@ -236,11 +233,11 @@ class BatchNormTraining(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "BatchNormalization" or not op.attr("training_mode", 0):
             return
         x, gamma, beta, mean, var = op.operands[:5]
-        rank = len(_shape(x))
+        rank = len(shape_of(x))
         if rank < 2 or len(op.results) > 3:
             return
         xt, vt = x.type, gamma.type
-        c = _shape(x)[1]
+        c = shape_of(x)[1]
         dt = np.dtype(_np(xt.element_type))
         new: list[Operation] = []
 
@@ -294,10 +291,10 @@ class BlockedQuantization(RewritePattern):
             return
         b = int(op.attr("block_size", 0) or 0)
         x = op.operands[0]
-        if b <= 1 or len(_shape(op.operands[1])) != len(_shape(x)):
+        if b <= 1 or len(shape_of(op.operands[1])) != len(shape_of(x)):
             return
-        axis = op.attr("axis", 1) % len(_shape(x))
-        n = _shape(x)[axis]
+        axis = op.attr("axis", 1) % len(shape_of(x))
+        n = shape_of(x)[axis]
         index = new_initializer(self.store, "block", "index", np.arange(n, dtype=np.int64) // b)
         new: list[Operation] = [index]
         operands = [x]
@@ -305,7 +302,7 @@ class BlockedQuantization(RewritePattern):
             if isinstance(v.owner, NoValueOp):
                 operands.append(v)
                 continue
-            shape = [n if a == axis else d for a, d in enumerate(_shape(v))]
+            shape = [n if a == axis else d for a, d in enumerate(shape_of(v))]
             g = OPS["Gather"]([v, index.output], [TensorType(v.type.element_type, shape)],
                               {"axis": IntegerAttr(axis, i64)})
             new.append(g)
@@ -335,7 +332,7 @@ class SubByteZeroPoint(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "QuantizeLinear" or len(op.operands) < 3:
             return
         zp = op.operands[2]
-        if isinstance(zp.owner, NoValueOp) or prod(_shape(zp)) <= 1:
+        if isinstance(zp.owner, NoValueOp) or prod(shape_of(zp)) <= 1:
             return
         dt = _np(zp.type.element_type)
         if dt.itemsize != 1 or dt.name not in ("int4", "uint4"):
@@ -344,7 +341,7 @@ class SubByteZeroPoint(RewritePattern):
         out = op.results[0]
 
         def wide_type(v: SSAValue) -> TensorType:
-            return type_of_array(np.zeros(_shape(v), wide))
+            return type_of_array(np.zeros(shape_of(v), wide))
 
         to8 = {"to": IntegerAttr(onnx_element_type(wide_type(zp).element_type), i64)}
         zp8 = OPS["Cast"]([zp], [wide_type(zp)], to8)
@@ -378,17 +375,17 @@ class InstanceNormToLayerNorm(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "InstanceNormalization":
             return
         x, scale, bias = op.operands
-        if len(_shape(x)) < 3:
+        if len(shape_of(x)) < 3:
             return
         new: list[Operation] = []
-        ones = new_initializer(self.store, "instancenorm", "ones", np.ones(_shape(x)[2:], _np(x.type.element_type)))
+        ones = new_initializer(self.store, "instancenorm", "ones", np.ones(shape_of(x)[2:], _np(x.type.element_type)))
         new.append(ones)
         attrs = {"axis": IntegerAttr(2, i64)}
         if "epsilon" in op.attributes:
             attrs["epsilon"] = op.attributes["epsilon"]
         ln = OPS["LayerNormalization"]([x, ones.output], [x.type], attrs)
         new.append(ln)
-        shape = (_shape(scale)[0],) + (1,) * (len(_shape(x)) - 2)
+        shape = (shape_of(scale)[0],) + (1,) * (len(shape_of(x)) - 2)
         mul = OPS["Mul"]([ln.results[0], _reshape(self.store, scale, shape, new)], [x.type])
         new.append(mul)
         add = OPS["Add"]([mul.results[0], _reshape(self.store, bias, shape, new)], [op.results[0].type])
@@ -416,9 +413,9 @@ class MatMulInFloat32(RewritePattern):
         if a.type.element_type != t or b.type.element_type != t:
             return
         to32 = {"to": IntegerAttr(1, i64)}
-        ca = OPS["Cast"]([a], [TensorType(f32, list(_shape(a)))], to32)
-        cb = OPS["Cast"]([b], [TensorType(f32, list(_shape(b)))], to32)
-        mm = OPS["MatMul"]([ca.results[0], cb.results[0]], [TensorType(f32, list(_shape(op.results[0])))])
+        ca = OPS["Cast"]([a], [TensorType(f32, list(shape_of(a)))], to32)
+        cb = OPS["Cast"]([b], [TensorType(f32, list(shape_of(b)))], to32)
+        mm = OPS["MatMul"]([ca.results[0], cb.results[0]], [TensorType(f32, list(shape_of(op.results[0])))])
         back = OPS["Cast"]([mm.results[0]], [op.results[0].type], {"to": IntegerAttr(onnx_element_type(t), i64)})
         back.results[0].name_hint = op.results[0].name_hint
         rewriter.replace(op, [ca, cb, mm, back])
@@ -437,7 +434,7 @@ class LrnAsConv(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "LRN":
             return
         x = op.operands[0]
-        shape = _shape(x)
+        shape = shape_of(x)
         if len(shape) != 4 or x.type.element_type != op.results[0].type.element_type:
             return
         dt = _np(x.type.element_type)
@@ -502,7 +499,7 @@ class ConvTransposeAsConv(RewritePattern):
         if not isinstance(op, OnnxOp) or op.op_type != "ConvTranspose" or len(op.results) != 1:
             return
         x, wv = op.operands[0], op.operands[1]
-        xs, ys = _shape(x), _shape(op.results[0])
+        xs, ys = shape_of(x), shape_of(op.results[0])
         nd = len(xs) - 2
         if nd not in (1, 2):
             return  # spaq's Conv is 1-D or 2-D
@@ -567,7 +564,7 @@ class ConvTransposeAsConv(RewritePattern):
             new.append(p)
             v = _reshape(self.store, p.results[0], (n, c, *(xs[2 + i] * strides[i] for i in range(nd))), new)
         # the Conv's pads: d·(k − 1) − pad_begin before, what gives the result's length after
-        up = list(_shape(v)[2:])
+        up = list(shape_of(v)[2:])
         before = [dil[i] * (ks[i] - 1) - begin[i] for i in range(nd)]
         after = [out[i] + dil[i] * (ks[i] - 1) - before[i] - up[i] for i in range(nd)]
         crop = [i for i in range(nd) if before[i] < 0 or after[i] < 0]
@@ -576,7 +573,7 @@ class ConvTransposeAsConv(RewritePattern):
             stops = [up[i] - max(0, -after[i]) for i in crop]
             if any(a >= b for a, b in zip(starts, stops)):
                 return
-            shape = list(_shape(v))
+            shape = list(shape_of(v))
             for i, a, b in zip(crop, starts, stops):
                 shape[2 + i] = b - a
             s = OPS["Slice"]([v, const("starts", starts), const("ends", stops), const("axes", [2 + i for i in crop])],

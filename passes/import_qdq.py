@@ -77,18 +77,13 @@ from spaq.dialects import quant
 from spaq.dialects.onnx import OPS, InitializerOp, OnnxOp
 from spaq.dialects.quant import QuantType, with_element_type
 from spaq.passes.onnx_canonicalize import constant_of, has_input, is_op, new_initializer, weight_name
-from spaq.passes.quantize import SCALE_PRESERVING
+from spaq.passes.quantize import SCALE_PRESERVING, element_type_of
 
 INT8 = QuantType(8)
 
 
 def _is_si8(t) -> bool:
     return isinstance(t, IntegerType) and t.width.data == 8 and t.signedness.data == Signedness.SIGNED
-
-
-def _element(value: SSAValue):
-    t = value.type
-    return t.element_type if isinstance(t, TensorType) else None
 
 
 def _shape(value: SSAValue) -> list[int]:
@@ -123,7 +118,7 @@ def activation_scale(store: WeightStore, op: Operation) -> float | None:
     if scale.size != 1 or (zp is not None and (zp.dtype != np.int8 or zp.size != 1 or zp.any())):
         return None
     int8 = op.results[0] if op.op_type == "QuantizeLinear" else op.operands[0]
-    if not _is_si8(_element(int8)):
+    if not _is_si8(element_type_of(int8)):
         return None
     return float(scale.reshape(()))
 
@@ -134,7 +129,7 @@ def pair_scale(store: WeightStore, dq: Operation) -> float | None:
     if s is None or dq.op_type != "DequantizeLinear":
         return None
     q = dq.operands[0].owner
-    if activation_scale(store, q) != s or not isinstance(_element(q.operands[0]), Float32Type):
+    if activation_scale(store, q) != s or not isinstance(element_type_of(q.operands[0]), Float32Type):
         return None
     return s
 
@@ -159,7 +154,7 @@ def _weight(store: WeightStore, value: SSAValue, channel_axis: int) -> tuple[np.
     dq = value.owner
     if not is_op(dq, "DequantizeLinear") or not isinstance(dq.operands[0].owner, InitializerOp):
         return None
-    if not _is_si8(_element(dq.operands[0])):
+    if not _is_si8(element_type_of(dq.operands[0])):
         return None
     w = constant_of(store, dq.operands[0])
     p = _params(store, dq)
@@ -198,7 +193,7 @@ def match_layer(store: WeightStore, op: Operation) -> Match | None:
     integer layers compute."""
     if not is_op(op, "Conv", "Gemm", "MatMul") or len(op.results) != 1:
         return None
-    if not isinstance(_element(op.results[0]), Float32Type) or any(d < 0 for d in _shape(op.results[0])):
+    if not isinstance(element_type_of(op.results[0]), Float32Type) or any(d < 0 for d in _shape(op.results[0])):
         return None
     dq_x = op.operands[0].owner
     s_x = pair_scale(store, dq_x) if isinstance(dq_x, OnnxOp) else None
@@ -332,7 +327,7 @@ class _Importer:
         MaxPool with zero point 0, are monotonic), so the layers' integers are the QDQ
         graph's, and the ops between run in float as after the quantize pass."""
         s = activation_scale(self.store, q)
-        if s is None or q.op_type != "QuantizeLinear" or not isinstance(_element(q.operands[0]), Float32Type):
+        if s is None or q.op_type != "QuantizeLinear" or not isinstance(element_type_of(q.operands[0]), Float32Type):
             return
         dqs = []
         for use in q.results[0].uses:
