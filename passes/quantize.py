@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.context import Context
-from onnx import helper as onnx_helper
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i32, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -56,7 +55,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from spaq.compiler.errors import SpaqError
 from spaq.compiler.evaluator import evaluate, io_names, main_func
-from spaq.compiler.types import numpy_dtype
+from spaq.compiler.types import numpy_dtype, onnx_element_type
 from spaq.compiler.weights import WeightStore, weights_of
 from spaq.dialects import quant
 from spaq.dialects.onnx import OPS, InitializerOp, OnnxOp
@@ -194,7 +193,7 @@ class _Quantizer:
             if key not in self.casts:
                 t = x.type
                 assert isinstance(t, TensorType)
-                to = onnx_helper.np_dtype_to_tensor_dtype(numpy_dtype(ftype))
+                to = onnx_element_type(ftype)
                 cast = OPS["Cast"]([x], [with_element_type(t, ftype)], {"to": IntegerAttr(to, i64)})
                 cast.results[0].name_hint = f"{x.name_hint or 'x'}.{str(ftype).lower()}"
                 self._insert([cast], layer)
